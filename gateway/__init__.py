@@ -1,0 +1,1 @@
+"""LLM failover gateway."""
