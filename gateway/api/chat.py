@@ -1,0 +1,281 @@
+"""``POST /v1/chat/completions`` as a pure-ASGI endpoint: the hot path.
+
+Flow: authenticate -> read and validate the body -> select the route -> run the failover engine with a
+``call`` for one attempt (non-streaming: send and parse; streaming: open and peek until the first content
+event) -> answer with ``x-gateway-*`` headers -> record metrics from the attempt list.
+
+Streaming rule: the stream is committed to the client only when an upstream produced its first content event
+within the first-token limit; before that every failure fails over. After it, a failure ends the stream with
+an OpenAI-style ``data: {"error": ...}`` event and no ``[DONE]``, so a cut-off answer never looks complete.
+A client that disconnects cancels the request, which closes the upstream connection.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import os
+import re
+from collections.abc import AsyncIterator, Mapping
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import orjson
+
+from gateway.api.asgi import JSON_CT, SSE_HEADERS, Headers, header, read_body, send_bytes, send_error
+from gateway.api.validate import validate_chat
+from gateway.errors import ErrorKind, GatewayError, UpstreamError
+from gateway.failover.attempts import Attempt, header_value
+from gateway.failover.engine import RunContext
+from gateway.observability.redact import redact
+from gateway.routing.select import RouteChoice, select_route
+from gateway.runtime import Runtime
+from gateway.upstream import Timeouts
+
+if TYPE_CHECKING:
+    from gateway.app import Gateway
+
+_RID = re.compile(r"^[A-Za-z0-9._\-]{1,128}$")
+
+
+@dataclass(slots=True)
+class Committed:
+    """An upstream stream that has produced its first content; owned by the endpoint from here on."""
+
+    stack: contextlib.AsyncExitStack
+    decoder: Any
+    rest: AsyncIterator[bytes]
+    first: list[dict[str, Any]]
+
+
+def has_content(chunk: Mapping[str, Any]) -> bool:
+    """True for a chunk that commits a stream: text, a tool call, a refusal, a finish reason, or usage."""
+    for choice in chunk.get("choices") or ():
+        if choice.get("finish_reason"):
+            return True
+        delta = choice.get("delta") or {}
+        if delta.get("content") or delta.get("tool_calls") or delta.get("refusal"):
+            return True
+    return bool(chunk.get("usage")) and not chunk.get("choices")
+
+
+class _Disconnect:
+    """Watches ``receive`` after the body was read; cancels the handler task if the client goes away."""
+
+    def __init__(self, receive: Any) -> None:
+        self.receive = receive
+        self.disconnected = False
+        self.done = False
+        self._task = asyncio.current_task()
+        self._watcher = asyncio.get_running_loop().create_task(self._watch())
+
+    async def _watch(self) -> None:
+        while True:
+            msg = await self.receive()
+            if msg["type"] == "http.disconnect":
+                if not self.done and self._task is not None:
+                    self.disconnected = True
+                    self._task.cancel()
+                return
+
+    def close(self) -> None:
+        self.done = True
+        self._watcher.cancel()
+
+
+class ChatEndpoint:
+    def __init__(self, gw: Gateway) -> None:
+        self.gw = gw
+
+    # -- entry -------------------------------------------------------------------------------------------
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        gw = self.gw
+        runtime = gw.runtime
+        start = gw.clock()
+        rid = header(scope, b"x-request-id")
+        if rid is None or not _RID.match(rid):
+            rid = os.urandom(12).hex()
+        base: Headers = [(b"x-request-id", rid.encode())]
+        try:
+            authenticate(scope, runtime)
+            raw = await read_body(receive, runtime.config.limits.max_body_bytes, header(scope, b"content-length"))
+            try:
+                body = orjson.loads(raw)
+            except orjson.JSONDecodeError as e:
+                raise GatewayError(400, f"We could not parse the JSON body of your request: {e}",
+                                   code="invalid_json") from None
+            validate_chat(body)
+            choice = select_route(runtime, body.get("model"), header(scope, b"x-gateway-route"), body["messages"])
+        except GatewayError as e:
+            gw.metrics.requests.labels("none", str(e.status)).inc()
+            await send_error(send, e, base)
+            return
+        except ConnectionAbortedError:
+            return
+        watch = _Disconnect(receive)
+        ctx = RunContext(route=choice.route.name, deadline=start + runtime.config.failover.timeouts.total)
+        status = 200
+        try:
+            if body.get("stream"):
+                status = await self._stream(runtime, body, choice, ctx, base, send, start, rid, watch)
+            else:
+                status = await self._complete(runtime, body, choice, ctx, base, send, rid, watch)
+        except asyncio.CancelledError:
+            if not watch.disconnected:
+                raise
+            task = asyncio.current_task()
+            if task is not None:
+                task.uncancel()
+            status = 499  # client closed the request (nginx's convention)
+        finally:
+            watch.close()
+            gw.metrics.record_request(choice.route.name, status, ctx.attempts, choice.chain, ctx.served)
+
+    # -- non-streaming -----------------------------------------------------------------------------------
+    async def _complete(self, runtime: Runtime, body: dict[str, Any], choice: RouteChoice, ctx: RunContext,
+                        base: Headers, send: Any, rid: str, watch: _Disconnect) -> int:
+        upstream = self.gw.upstream
+
+        async def call(adapter: Any, t: Timeouts) -> dict[str, Any]:
+            raw = await upstream.send(adapter.build_request(body, False), t)
+            if raw.status >= 300:
+                raise adapter.classify_error(raw.status, raw.headers, raw.body)
+            return adapter.parse_response(raw.body)
+
+        try:
+            result = await self.gw.engine.run(ctx, choice.chain, runtime.adapters, runtime.config.failover, call,
+                                              runtime.config.failover.timeouts)
+        except GatewayError as e:
+            watch.close()
+            await send_error(send, e, _routed_headers(base, choice, ctx))
+            return e.status
+        result["id"] = "chatcmpl-" + rid
+        result["model"] = ctx.served
+        watch.close()
+        await send_bytes(send, 200, orjson.dumps(result), [JSON_CT, *_routed_headers(base, choice, ctx)])
+        return 200
+
+    # -- streaming ---------------------------------------------------------------------------------------
+    async def _stream(self, runtime: Runtime, body: dict[str, Any], choice: RouteChoice, ctx: RunContext,
+                      base: Headers, send: Any, start: float, rid: str, watch: _Disconnect) -> int:
+        gw = self.gw
+        cfg = runtime.config.failover.timeouts
+
+        async def call(adapter: Any, t: Timeouts) -> Committed:
+            stack = contextlib.AsyncExitStack()
+            try:
+                rs = await stack.enter_async_context(gw.upstream.open_stream(adapter.build_request(body, True), t))
+                if rs.status >= 300:
+                    raise adapter.classify_error(rs.status, rs.headers, await rs.read())
+                decoder = adapter.stream_decoder(body)
+                rest = rs.chunks()
+                first: list[dict[str, Any]] = []
+                limit = min(cfg.first_token, t.total)
+                try:
+                    async with asyncio.timeout(limit):
+                        while True:
+                            data = await anext(rest, None)
+                            if data is None:
+                                first.extend(decoder.close())
+                                break
+                            got = decoder.feed(data)
+                            first.extend(got)
+                            if any(has_content(c) for c in got):
+                                break
+                except TimeoutError:
+                    raise UpstreamError(ErrorKind.TRANSIENT, f"no first token within {limit:g}s",
+                                        code="first_token_timeout") from None
+                return Committed(stack, decoder, rest, first)
+            except BaseException:
+                await stack.aclose()
+                raise
+
+        try:
+            committed = await gw.engine.run(ctx, choice.chain, runtime.adapters, runtime.config.failover, call, cfg)
+        except GatewayError as e:
+            watch.close()
+            await send_error(send, e, _routed_headers(base, choice, ctx))
+            return e.status
+
+        served = ctx.served
+        target = runtime.targets[served] if served else None
+        resp_id = "chatcmpl-" + rid
+        frame = _Framer(resp_id, served or "")
+        try:
+            await send({"type": "http.response.start", "status": 200,
+                        "headers": [*SSE_HEADERS, *_routed_headers(base, choice, ctx)]})
+            out = frame(committed.first)
+            if out:
+                await send({"type": "http.response.body", "body": out, "more_body": True})
+                if served:
+                    gw.metrics.ttft.labels(served).observe(gw.clock() - start)
+            decoder = committed.decoder
+            try:
+                async for data in committed.rest:
+                    out = frame(decoder.feed(data))
+                    if out:
+                        await send({"type": "http.response.body", "body": out, "more_body": True})
+                out = frame(decoder.close())
+            except UpstreamError as e:
+                if target is not None:
+                    ctx.attempts.append(Attempt(target.name, target.provider, target.vendor, e.kind.value, e.status,
+                                                message=redact(e.message)))
+                    gw.state.record_failure(target.name, e.kind, e.retry_after, e.message)
+                err = GatewayError(502, f"upstream stream from {served} failed after it started: {redact(e.message)}",
+                                   type="upstream_error", code="stream_interrupted")
+                watch.close()
+                await send({"type": "http.response.body", "body": b"data: " + err.body_bytes() + b"\n\n",
+                            "more_body": False})
+                return 502
+            finally:
+                if served and decoder.malformed:
+                    gw.metrics.malformed.labels(served).inc(decoder.malformed)
+            watch.close()
+            await send({"type": "http.response.body", "body": out + b"data: [DONE]\n\n", "more_body": False})
+            return 200
+        finally:
+            await committed.stack.aclose()
+
+
+class _Framer:
+    """OpenAI SSE framing with the gateway's id and the serving model's name on every chunk."""
+
+    __slots__ = ("resp_id", "model")
+
+    def __init__(self, resp_id: str, model: str) -> None:
+        self.resp_id = resp_id
+        self.model = model
+
+    def __call__(self, chunks: list[dict[str, Any]]) -> bytes:
+        if not chunks:
+            return b""
+        parts = []
+        for c in chunks:
+            c["id"] = self.resp_id
+            c["model"] = self.model
+            parts.append(b"data: " + orjson.dumps(c) + b"\n\n")
+        return b"".join(parts)
+
+
+def authenticate(scope: dict[str, Any], runtime: Runtime) -> str | None:
+    """Return the caller's key name (None when authentication is disabled). Keys are compared by sha256."""
+    keys = runtime.keys
+    if keys is None:
+        return None
+    auth = header(scope, b"authorization")
+    if not auth or not auth[:7].lower() == "bearer ":
+        raise GatewayError(401, "Missing API key: send 'Authorization: Bearer <gateway key>'.",
+                           code="missing_api_key")
+    name = keys.get(hashlib.sha256(auth[7:].strip().encode()).hexdigest())
+    if name is None:
+        raise GatewayError(401, "Incorrect API key provided.", code="invalid_api_key")
+    return name
+
+
+def _routed_headers(base: Headers, choice: RouteChoice, ctx: RunContext) -> Headers:
+    h = [*base, (b"x-gateway-route", choice.route.name.encode()),
+         (b"x-gateway-attempts", header_value(ctx.attempts).encode())]
+    if ctx.served:
+        h.append((b"x-gateway-model", ctx.served.encode()))
+    return h

@@ -1,0 +1,179 @@
+"""Assembly: the ``Gateway`` (services one process owns) and the ASGI app in front of it.
+
+Nothing here runs at import time. ``create_app`` builds everything from explicit parts; the upstream client is
+created in the lifespan (it needs the running loop) and closed on shutdown after in-flight requests finished.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse, Response
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from gateway.api.chat import ChatEndpoint, authenticate
+from gateway.config.loader import load_config
+from gateway.errors import GatewayError
+from gateway.failover.engine import FailoverEngine
+from gateway.failover.state import MemoryStateStore
+from gateway.observability.metrics import Metrics
+from gateway.runtime import Runtime, build_runtime
+from gateway.upstream import UpstreamClient
+
+log = logging.getLogger("gateway")
+
+
+class Gateway:
+    """The services of one gateway process. ``runtime`` is swapped whole on reload."""
+
+    def __init__(
+        self,
+        runtime: Runtime,
+        *,
+        clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+        config_path: str | None = None,
+    ) -> None:
+        self.clock = clock
+        self.config_path = config_path
+        self.state = MemoryStateStore(clock)
+        self.engine = FailoverEngine(self.state, clock, sleep)
+        self.metrics = Metrics()
+        self.upstream: UpstreamClient = None  # type: ignore[assignment]  # set in the lifespan
+        self.runtime = runtime
+        self._apply_state_config(runtime)
+        self.metrics.watch_state(
+            lambda: [(t.name, t.provider) for t in self.runtime.targets.values()],
+            self.state.available,
+            lambda m: int(self.state.breaker_state(m)),
+        )
+
+    def _apply_state_config(self, runtime: Runtime) -> None:
+        f = runtime.config.failover
+        self.state.configure(runtime.targets, f.breaker.failures, f.breaker.cooldown, f.withdrawn_recheck)
+
+    def swap(self, runtime: Runtime) -> None:
+        self._apply_state_config(runtime)
+        self.runtime = runtime
+
+    async def start(self) -> None:
+        if self.upstream is None:
+            self.upstream = UpstreamClient()
+
+    async def stop(self) -> None:
+        if self.upstream is not None:
+            await self.upstream.aclose()
+            self.upstream = None  # type: ignore[assignment]
+
+    def ready(self) -> tuple[bool, dict[str, Any]]:
+        rt = self.runtime
+        routes = {}
+        ok = True
+        for name, route in rt.routes.items():
+            usable = [m for m in route.models if self.state.available(m)]
+            routes[name] = {"usable": usable, "ready": bool(usable)}
+            ok = ok and bool(usable)
+        return ok, {"config_version": rt.version, "routes": routes}
+
+
+def _error_response(err: GatewayError) -> JSONResponse:
+    return JSONResponse(err.body(), status_code=err.status, headers=err.headers)
+
+
+def build_api(gw: Gateway) -> FastAPI:
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        await gw.start()
+        try:
+            yield
+        finally:
+            await gw.stop()
+
+    app = FastAPI(title="LLM failover gateway", lifespan=lifespan, docs_url=None, redoc_url=None,
+                  openapi_url="/openapi.json")
+
+    @app.exception_handler(GatewayError)
+    async def _gateway_error(request: Request, exc: GatewayError) -> JSONResponse:
+        return _error_response(exc)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        if exc.status_code == 404:
+            msg = f"Unknown request URL: {request.method} {request.url.path}."
+            return _error_response(GatewayError(404, msg, code="unknown_url"))
+        if exc.status_code == 405:
+            msg = f"Method {request.method} is not allowed on {request.url.path}."
+            return _error_response(GatewayError(405, msg, type="invalid_request_error", code="method_not_allowed"))
+        return _error_response(GatewayError(exc.status_code, str(exc.detail)))
+
+    @app.exception_handler(RequestValidationError)
+    async def _validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:
+        first = exc.errors()[0] if exc.errors() else {"loc": (), "msg": "invalid request"}
+        param = ".".join(str(p) for p in first["loc"][1:]) or None
+        return _error_response(GatewayError(400, f"Invalid request: {first['msg']}", param=param))
+
+    @app.exception_handler(Exception)
+    async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
+        log.exception("unexpected error on %s %s", request.method, request.url.path)
+        return _error_response(GatewayError(500, "Internal gateway error; see the gateway log.", code="internal"))
+
+    @app.get("/healthz")
+    async def healthz() -> dict[str, str]:
+        return {"status": "ok"}
+
+    @app.get("/readyz")
+    async def readyz() -> JSONResponse:
+        ok, detail = gw.ready()
+        return JSONResponse({"status": "ready" if ok else "not_ready", **detail}, status_code=200 if ok else 503)
+
+    @app.get("/metrics")
+    async def metrics() -> Response:
+        return Response(gw.metrics.exposition(), media_type="text/plain; version=0.0.4; charset=utf-8")
+
+    @app.get("/v1/models")
+    async def models(request: Request) -> dict[str, Any]:
+        rt = gw.runtime
+        authenticate(request.scope, rt)
+        data = []
+        for name, route in rt.routes.items():
+            data.append({"id": name, "object": "model", "created": 0, "owned_by": "gateway-route",
+                         "models": list(route.models), "aliases": list(route.aliases)})
+            for alias in route.aliases:
+                data.append({"id": alias, "object": "model", "created": 0, "owned_by": "gateway-route"})
+        for name, t in rt.targets.items():
+            data.append({"id": name, "object": "model", "created": 0, "owned_by": t.vendor})
+        return {"object": "list", "data": data}
+
+    return app
+
+
+class GatewayApp:
+    """The ASGI entry point: ``POST /v1/chat/completions`` goes straight to the pure-ASGI endpoint (the hot
+    path); everything else, lifespan included, goes to the FastAPI app."""
+
+    def __init__(self, gw: Gateway) -> None:
+        self.gateway = gw
+        self.api = build_api(gw)
+        self.chat = ChatEndpoint(gw)
+
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] == "http" and scope["path"] == "/v1/chat/completions" and scope["method"] == "POST":
+            await self.chat(scope, receive, send)
+            return
+        await self.api(scope, receive, send)
+
+
+def create_app(config_path: str | Path, **kwargs: Any) -> GatewayApp:
+    """Load, validate and build a gateway app from a YAML file (raises ``ConfigError``)."""
+    path = Path(config_path)
+    config = load_config(path)
+    runtime = build_runtime(config, path.read_bytes())
+    return GatewayApp(Gateway(runtime, config_path=str(path), **kwargs))

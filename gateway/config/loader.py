@@ -1,0 +1,188 @@
+"""YAML -> validated ``GatewayConfig``, in stages, every error naming ``<file>: <dotted.path>: <reason>``.
+
+Stages: parse (YAML, duplicate keys rejected) -> secrets (``${ENV}`` references resolved; a missing variable
+is an error) -> shape (pydantic, unknown fields rejected) -> provider kinds -> references (routes name models,
+models name providers, aliases do not collide). ``gateway check`` runs exactly this.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import ValidationError
+
+from gateway.config.model import PROVIDER_CONFIGS, GatewayConfig, ProviderBase
+from gateway.errors import ConfigError
+
+_ENV_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
+
+
+class _UniqueKeyLoader(yaml.SafeLoader):
+    pass
+
+
+def _construct_mapping(loader: yaml.SafeLoader, node: yaml.MappingNode, deep: bool = False) -> dict:
+    seen: set = set()
+    for key_node, _ in node.value:
+        key = loader.construct_object(key_node, deep=deep)
+        if key in seen:
+            raise yaml.constructor.ConstructorError(
+                None, None, f"duplicate key {key!r}", key_node.start_mark
+            )
+        seen.add(key)
+    return loader.construct_mapping(node, deep=deep)
+
+
+_UniqueKeyLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_mapping)
+
+
+def dotted(loc: tuple | list) -> str:
+    """``('routes', 'sec', 'models', 1)`` -> ``routes.sec.models[1]``."""
+    out = ""
+    for part in loc:
+        if isinstance(part, int):
+            out += f"[{part}]"
+        else:
+            out += f".{part}" if out else str(part)
+    return out or "(top level)"
+
+
+_MESSAGES = {
+    "extra_forbidden": "unknown field",
+    "missing": "required field is missing",
+}
+
+
+def _pydantic_errors(exc: ValidationError, prefix: tuple = ()) -> list[tuple[str, str]]:
+    out = []
+    for err in exc.errors(include_url=False):
+        loc = prefix + tuple(err["loc"])
+        msg = _MESSAGES.get(err["type"], err["msg"])
+        if msg.startswith("Value error, "):
+            msg = msg[len("Value error, ") :]
+        out.append((dotted(loc), msg))
+    return out
+
+
+def _substitute_env(node: Any, path: tuple, env: Mapping[str, str], errors: list[tuple[str, str]]) -> Any:
+    if isinstance(node, dict):
+        return {k: _substitute_env(v, path + (k,), env, errors) for k, v in node.items()}
+    if isinstance(node, list):
+        return [_substitute_env(v, path + (i,), env, errors) for i, v in enumerate(node)]
+    if isinstance(node, str) and "${" in node:
+
+        def repl(m: re.Match) -> str:
+            name, default = m.group(1), m.group(2)
+            if name in env:
+                return env[name]
+            if default is not None:
+                return default
+            errors.append((dotted(path), f"environment variable {name} is not set"))
+            return ""
+
+        return _ENV_REF.sub(repl, node)
+    return node
+
+
+def parse_config(data: Any, source: str = "<config>", env: Mapping[str, str] | None = None) -> GatewayConfig:
+    """Validate an already-parsed YAML document. Raises ``ConfigError``."""
+    env = os.environ if env is None else env
+    errors: list[tuple[str, str]] = []
+    if not isinstance(data, dict):
+        raise ConfigError([f"{source}: (top level): expected a mapping with providers, models and routes"])
+    data = _substitute_env(data, (), env, errors)
+    providers = _validate_providers(data.get("providers"), errors)
+    try:
+        cfg = GatewayConfig.model_validate(data)
+    except ValidationError as e:
+        errors.extend(_pydantic_errors(e))
+        raise ConfigError([f"{source}: {p}: {m}" for p, m in errors]) from None
+    _check_references(cfg, errors)
+    if errors:
+        raise ConfigError([f"{source}: {p}: {m}" for p, m in errors])
+    return cfg.model_copy(update={"providers": providers})
+
+
+def _validate_providers(raw_providers: Any, errors: list[tuple[str, str]]) -> dict[str, ProviderBase]:
+    providers: dict[str, ProviderBase] = {}
+    if not isinstance(raw_providers, dict):
+        return providers  # the shape stage reports it
+    for name, raw in raw_providers.items():
+        if not isinstance(raw, dict):
+            errors.append((f"providers.{name}", "expected a mapping"))
+            continue
+        kind = raw.get("kind")
+        cls = PROVIDER_CONFIGS.get(kind) if isinstance(kind, str) else None
+        if cls is None:
+            known = ", ".join(sorted(PROVIDER_CONFIGS))
+            errors.append((f"providers.{name}.kind", f"unknown provider kind {kind!r} (known: {known})"))
+            continue
+        try:
+            providers[name] = cls.model_validate(raw)
+        except ValidationError as e:
+            errors.extend(_pydantic_errors(e, ("providers", name)))
+    return providers
+
+
+def _check_references(cfg: GatewayConfig, errors: list[tuple[str, str]]) -> None:
+    for name, model in cfg.models.items():
+        if model.provider not in cfg.providers:
+            errors.append((f"models.{name}.provider", f"unknown provider {model.provider!r}"))
+
+    names: dict[str, str] = {}
+    for rname, route in cfg.routes.items():
+        if rname in cfg.models:
+            errors.append((f"routes.{rname}", f"route name {rname!r} is also a model name; rename one"))
+        names[rname] = f"routes.{rname}"
+        seen: set[str] = set()
+        for i, m in enumerate(route.models):
+            if m not in cfg.models:
+                errors.append((f"routes.{rname}.models[{i}]", f"unknown model {m!r}"))
+            if m in seen:
+                errors.append((f"routes.{rname}.models[{i}]", f"model {m!r} is listed twice"))
+            seen.add(m)
+        for i, pattern in enumerate(route.match):
+            try:
+                re.compile(pattern)
+            except re.error as e:
+                errors.append((f"routes.{rname}.match[{i}]", f"invalid regular expression {pattern!r}: {e}"))
+    for rname, route in cfg.routes.items():
+        for i, alias in enumerate(route.aliases):
+            path = f"routes.{rname}.aliases[{i}]"
+            if alias in names:
+                errors.append((path, f"alias {alias!r} is already used by {names[alias]}"))
+            elif alias in cfg.models:
+                errors.append((path, f"alias {alias!r} is also a model name"))
+            elif alias == "auto":
+                errors.append((path, "'auto' is reserved"))
+            names[alias] = path
+    if cfg.default_route is not None and cfg.default_route not in cfg.routes:
+        errors.append(("default_route", f"unknown route {cfg.default_route!r}"))
+    if cfg.keys:
+        seen_keys: set[str] = set()
+        for i, key in enumerate(cfg.keys):
+            if key.name in seen_keys:
+                errors.append((f"keys[{i}].name", f"duplicate key name {key.name!r}"))
+            seen_keys.add(key.name)
+
+
+def load_config(path: str | Path, env: Mapping[str, str] | None = None) -> GatewayConfig:
+    """Read and validate a YAML file. Raises ``ConfigError`` (never a bare YAML or OS error)."""
+    source = str(path)
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except OSError as e:
+        raise ConfigError([f"{source}: cannot read: {e.strerror or e}"]) from None
+    try:
+        data = yaml.load(text, Loader=_UniqueKeyLoader)  # noqa: S506 - SafeLoader subclass
+    except yaml.YAMLError as e:
+        mark = getattr(e, "problem_mark", None)
+        where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""
+        problem = getattr(e, "problem", None) or str(e)
+        raise ConfigError([f"{source}: {where}invalid YAML: {problem}"]) from None
+    return parse_config(data, source, env)

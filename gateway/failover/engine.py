@@ -1,0 +1,142 @@
+"""The attempt loop: try candidates in order, retry transient failures with backoff, consult the decision table,
+keep the state store informed, and record every attempt. Streaming and non-streaming share this loop; they
+differ only in the ``call`` they pass in.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
+
+from tenacity import AsyncRetrying, RetryCallState, retry_if_exception, stop_after_attempt, wait_exponential_jitter
+
+from gateway.config.model import FailoverConfig
+from gateway.errors import ErrorKind, GatewayError, UpstreamError
+from gateway.failover.attempts import Attempt, exhausted_error
+from gateway.failover.state import StateStore
+from gateway.failover.table import DECISIONS
+from gateway.observability.redact import redact
+from gateway.upstream import Timeouts
+
+T = TypeVar("T")
+Call = Callable[[Any, Timeouts], Awaitable[T]]
+
+
+@dataclass(slots=True)
+class RunContext:
+    """Per-request inputs and outputs of the loop."""
+
+    route: str
+    deadline: float
+    attempts: list[Attempt] = field(default_factory=list)
+    served: str | None = None
+
+
+def _is_transient(exc: BaseException) -> bool:
+    return isinstance(exc, UpstreamError) and exc.kind is ErrorKind.TRANSIENT
+
+
+class FailoverEngine:
+    """Stateless apart from the injected ``state``; one per gateway process."""
+
+    def __init__(
+        self,
+        state: StateStore,
+        clock: Callable[[], float],
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+    ) -> None:
+        self.state = state
+        self.clock = clock
+        self.sleep = sleep
+
+    async def run(
+        self,
+        ctx: RunContext,
+        chain: Sequence[str],
+        adapters: dict[str, Any],
+        cfg: FailoverConfig,
+        call: Call[T],
+        timeouts: Any,
+    ) -> T:
+        """Return the first successful ``call`` result; raise ``GatewayError`` when none succeeded or when a
+        failure must go back to the caller (bad_request, policy_blocked)."""
+        larger_than = 0
+        for name in chain:
+            adapter = adapters[name]
+            target = adapter.target
+            if target.context_window <= larger_than:
+                ctx.attempts.append(Attempt(name, target.provider, target.vendor, "skipped:context_window"))
+                continue
+            skip = self.state.skip_reason(name)
+            if skip is not None:
+                ctx.attempts.append(Attempt(name, target.provider, target.vendor, f"skipped:{skip}"))
+                continue
+            try:
+                result = await self._try_model(ctx, adapter, cfg, call, timeouts)
+            except UpstreamError as e:
+                decision = DECISIONS[e.kind]
+                if not decision.fail_over:
+                    raise _caller_error(e) from e
+                if decision.larger_context_only:
+                    larger_than = max(larger_than, target.context_window)
+                continue
+            ctx.served = name
+            return result
+        raise exhausted_error(ctx.route, ctx.attempts)
+
+    async def _try_model(self, ctx: RunContext, adapter: Any, cfg: FailoverConfig, call: Call[T], timeouts: Any) -> T:
+        target = adapter.target
+        deadline = ctx.deadline
+
+        def stop_at_deadline(rs: RetryCallState) -> bool:
+            return self.clock() + rs.upcoming_sleep >= deadline
+
+        retrying = AsyncRetrying(
+            sleep=self.sleep,
+            stop=stop_after_attempt(cfg.retries + 1) | stop_at_deadline,
+            wait=wait_exponential_jitter(initial=cfg.backoff.initial, max=cfg.backoff.max, jitter=cfg.backoff.initial),
+            retry=retry_if_exception(_is_transient),
+            reraise=True,
+        )
+        async for attempt in retrying:
+            with attempt:
+                remaining = deadline - self.clock()
+                if remaining <= 0:
+                    err = UpstreamError(ErrorKind.TRANSIENT, "request deadline reached", code="deadline")
+                    ctx.attempts.append(Attempt(target.name, target.provider, target.vendor, "transient",
+                                                message=err.message))
+                    raise err
+                t = Timeouts(connect=timeouts.connect, idle=timeouts.idle, total=remaining)
+                t0 = self.clock()
+                try:
+                    result = await call(adapter, t)
+                except UpstreamError as e:
+                    ctx.attempts.append(Attempt(target.name, target.provider, target.vendor, e.kind.value, e.status,
+                                                self.clock() - t0, redact(e.message), e.retry_after))
+                    self.state.record_failure(target.name, e.kind, e.retry_after, e.message)
+                    raise
+                except BaseException:
+                    # Cancelled (client went away) or a bug: the half-open probe must not stay taken.
+                    self.state.record_failure(target.name, ErrorKind.BAD_REQUEST, None, "")
+                    raise
+                ctx.attempts.append(Attempt(target.name, target.provider, target.vendor, "ok", 200,
+                                            self.clock() - t0))
+                self.state.record_success(target.name)
+                return result
+        raise AssertionError("unreachable: tenacity either returns or reraises")
+
+
+def _caller_error(e: UpstreamError) -> GatewayError:
+    """A failure that goes back to the caller as the provider said it (bad request, policy block)."""
+    status = e.status if e.status and 400 <= e.status < 500 else 400
+    etype = "invalid_request_error"
+    if e.kind is ErrorKind.POLICY_BLOCKED:
+        code = e.code or "content_filter"
+    else:
+        code = e.code
+    return GatewayError(status, redact(e.message) or "upstream rejected the request", type=etype, code=code,
+                        param=e.param)
+
+

@@ -1,0 +1,130 @@
+"""State that outlives one request: breakers, withdrawn/unavailable marks, rate-limit cooldowns.
+
+``StateStore`` is the interface the engine uses; ``MemoryStateStore`` keeps it in this process. A shared store
+(for several replicas) implements the same methods. State is keyed by the gateway model name, so it survives a
+config reload that keeps the model.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from gateway.errors import ErrorKind
+from gateway.failover.breaker import BreakerState, CircuitBreaker
+from gateway.failover.table import DECISIONS, Mark
+
+DEFAULT_COOLDOWN = 1.0  # seconds, for a 429 that carries no Retry-After
+
+
+class StateStore(Protocol):
+    def skip_reason(self, model: str) -> str | None:
+        """None if the model may be called now (this may take a half-open probe), else why it is skipped."""
+        ...
+
+    def record_success(self, model: str) -> None: ...
+
+    def record_failure(self, model: str, kind: ErrorKind, retry_after: float | None, message: str) -> None: ...
+
+    def describe(self, model: str) -> dict[str, Any]: ...
+
+
+@dataclass(slots=True)
+class _ModelState:
+    breaker: CircuitBreaker
+    unavailable_until: float = 0.0
+    unavailable_kind: str = ""
+    unavailable_message: str = ""
+    cooldown_until: float = 0.0
+    events: list[str] = field(default_factory=list)
+
+
+class MemoryStateStore:
+    """In-process state. ``configure`` is called on every config (re)load; models that still exist keep theirs."""
+
+    def __init__(self, clock: Callable[[], float]) -> None:
+        self._clock = clock
+        self._models: dict[str, _ModelState] = {}
+        self._failures = 3
+        self._cooldown = 30.0
+        self._recheck = 900.0
+
+    def configure(self, models: Iterable[str], failures: int, cooldown: float, recheck: float) -> None:
+        self._failures, self._cooldown, self._recheck = failures, cooldown, recheck
+        names = set(models)
+        for name in list(self._models):
+            if name not in names:
+                del self._models[name]
+        for name in names:
+            st = self._models.get(name)
+            if st is None:
+                self._models[name] = _ModelState(CircuitBreaker(failures, cooldown, self._clock))
+            else:
+                st.breaker.failures, st.breaker.cooldown = failures, cooldown
+
+    def _get(self, model: str) -> _ModelState:
+        st = self._models.get(model)
+        if st is None:
+            st = self._models[model] = _ModelState(CircuitBreaker(self._failures, self._cooldown, self._clock))
+        return st
+
+    def skip_reason(self, model: str) -> str | None:
+        st = self._get(model)
+        now = self._clock()
+        if st.unavailable_until > now:
+            return st.unavailable_kind
+        if st.cooldown_until > now:
+            return "cooling"
+        if not st.breaker.allow():
+            return "breaker_open"
+        return None
+
+    def record_success(self, model: str) -> None:
+        st = self._get(model)
+        st.breaker.record_success()
+        st.unavailable_until = 0.0
+        st.unavailable_kind = ""
+
+    def record_failure(self, model: str, kind: ErrorKind, retry_after: float | None, message: str) -> None:
+        st = self._get(model)
+        mark = DECISIONS[kind].mark
+        now = self._clock()
+        if mark is Mark.BREAKER:
+            st.breaker.record_failure()
+            return
+        st.breaker.release_probe()
+        if mark is Mark.COOLDOWN:
+            st.cooldown_until = now + (retry_after if retry_after is not None else DEFAULT_COOLDOWN)
+        elif mark is Mark.UNAVAILABLE:
+            st.unavailable_until = now + self._recheck
+            st.unavailable_kind = kind.value
+            st.unavailable_message = message[:300]
+
+    def reinstate(self, model: str) -> None:
+        st = self._get(model)
+        st.unavailable_until = st.cooldown_until = 0.0
+        st.unavailable_kind = ""
+        st.breaker.record_success()
+
+    def describe(self, model: str) -> dict[str, Any]:
+        st = self._get(model)
+        now = self._clock()
+        info: dict[str, Any] = {"state": "ok", "breaker": st.breaker.state.name.lower()}
+        if st.unavailable_until > now:
+            info.update(state=st.unavailable_kind, until_in_s=round(st.unavailable_until - now, 3),
+                        reason=st.unavailable_message)
+        elif st.cooldown_until > now:
+            info.update(state="cooling", until_in_s=round(st.cooldown_until - now, 3))
+        elif st.breaker.state is BreakerState.OPEN:
+            info.update(state="breaker_open", until_in_s=round((st.breaker.open_until or now) - now, 3))
+        return info
+
+    def available(self, model: str) -> bool:
+        """For gauges and readiness: usable now, without taking a half-open probe."""
+        st = self._get(model)
+        now = self._clock()
+        return st.unavailable_until <= now and st.cooldown_until <= now and st.breaker.would_allow()
+
+    def breaker_state(self, model: str) -> BreakerState:
+        return self._get(model).breaker.state

@@ -1,0 +1,103 @@
+"""Every metric and label name the gateway exports, in one place. Names are stable once released: SREs build
+dashboards and alerts on them. Labels stay bounded (config names and fixed enums; never request ids, keys or
+user data).
+
+Metrics are recorded from the attempt list after a request (``record_request``), so the failover loop itself
+does no metric work. Model availability and breaker state are read from the state store at scrape time.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client.core import GaugeMetricFamily
+
+from gateway.failover.attempts import Attempt
+
+REQUESTS_TOTAL = "gateway_requests_total"
+UPSTREAM_ATTEMPTS_TOTAL = "gateway_upstream_attempts_total"
+FAILOVERS_TOTAL = "gateway_failovers_total"
+UPSTREAM_LATENCY = "gateway_upstream_latency_seconds"
+TTFT = "gateway_time_to_first_token_seconds"
+MODEL_AVAILABLE = "gateway_model_available"
+BREAKER_STATE = "gateway_breaker_state"
+FALLBACK_DEPTH = "gateway_route_fallback_depth"
+STREAM_MALFORMED_TOTAL = "gateway_stream_malformed_events_total"
+
+_LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120)
+_DEPTH_BUCKETS = (0, 1, 2, 3, 4, 5, 8)
+
+
+class Metrics:
+    """Owns a private registry (several gateways may live in one test process)."""
+
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry(auto_describe=True)
+        r = self.registry
+        self.requests = Counter(REQUESTS_TOTAL, "Client requests by route and HTTP status.", ["route", "status"],
+                                registry=r)
+        self.attempts = Counter(UPSTREAM_ATTEMPTS_TOTAL, "Upstream attempts by outcome (ok or failure kind).",
+                                ["route", "model", "provider", "outcome"], registry=r)
+        self.failovers = Counter(FAILOVERS_TOTAL, "Moves from one model to the next, by reason.",
+                                 ["route", "from_model", "to_model", "reason"], registry=r)
+        self.latency = Histogram(UPSTREAM_LATENCY, "Upstream attempt latency.", ["model"], buckets=_LATENCY_BUCKETS,
+                                 registry=r)
+        self.ttft = Histogram(TTFT, "Time from request to the first content token sent to the client.", ["model"],
+                              buckets=_LATENCY_BUCKETS, registry=r)
+        self.depth = Histogram(FALLBACK_DEPTH, "Position in the route's chain of the model that served (0=primary).",
+                               ["route"], buckets=_DEPTH_BUCKETS, registry=r)
+        self.malformed = Counter(STREAM_MALFORMED_TOTAL, "Undecodable upstream stream events that were skipped.",
+                                 ["model"], registry=r)
+        self._children: dict[tuple, Any] = {}
+
+    def watch_state(self, models: Callable[[], Sequence[tuple[str, str]]], available: Callable[[str], bool],
+                    breaker: Callable[[str], int]) -> None:
+        """Register the scrape-time collector for availability and breaker gauges."""
+        self.registry.register(_StateCollector(models, available, breaker))
+
+    def record_request(self, route: str, status: int, attempts: Sequence[Attempt], chain: Sequence[str],
+                       served: str | None) -> None:
+        self.requests.labels(route, str(status)).inc()
+        prev: Attempt | None = None
+        for a in attempts:
+            if a.contacted:
+                self.attempts.labels(route, a.model, a.provider, a.outcome).inc()
+                self.latency.labels(a.model).observe(a.latency)
+            if prev is not None and prev.model != a.model and prev.outcome != "ok":
+                self.failovers.labels(route, prev.model, a.model, _reason(prev.outcome)).inc()
+            prev = a
+        if served is not None and served in chain:
+            self.depth.labels(route).observe(chain.index(served))
+
+    def exposition(self) -> bytes:
+        return generate_latest(self.registry)
+
+
+def _reason(outcome: str) -> str:
+    # "skipped:withdrawn" -> "withdrawn"; "denied:<policy>" -> "denied" (policy names go to their own metric).
+    if outcome.startswith("skipped:"):
+        return outcome[len("skipped:") :]
+    if outcome.startswith("denied:"):
+        return "denied"
+    return outcome
+
+
+class _StateCollector:
+    def __init__(self, models: Callable[[], Sequence[tuple[str, str]]], available: Callable[[str], bool],
+                 breaker: Callable[[str], int]) -> None:
+        self._models, self._available, self._breaker = models, available, breaker
+
+    def describe(self) -> list:
+        return []
+
+    def collect(self) -> Any:
+        avail = GaugeMetricFamily(MODEL_AVAILABLE, "1 if the model may be called now, else 0.",
+                                  labels=["model", "provider"])
+        brk = GaugeMetricFamily(BREAKER_STATE, "Circuit breaker: 0 closed, 1 half-open, 2 open.", labels=["model"])
+        for model, provider in self._models():
+            avail.add_metric([model, provider], 1.0 if self._available(model) else 0.0)
+            brk.add_metric([model], float(self._breaker(model)))
+        yield avail
+        yield brk

@@ -1,0 +1,76 @@
+"""What every provider module offers, and the values that cross the provider boundary.
+
+A provider module is *pure*: it translates and classifies, and never opens sockets, sleeps, retries, logs or
+reads globals. Each module has the same anatomy, in this order: constants -> request translation
+(``build_request``) -> response parsing (``parse_response``) -> stream decoding (a ``StreamDecoder``) ->
+error classification (``classify_error``). The upstream client does the I/O; the failover engine decides.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+
+@dataclass(frozen=True, slots=True)
+class Target:
+    """One configured model on one provider: everything an adapter needs, resolved from config once."""
+
+    name: str  # the gateway's model name (what clients see)
+    provider: str  # provider name in config
+    kind: str  # wire format
+    upstream_model: str  # the vendor's model id
+    base_url: str
+    vendor: str
+    jurisdiction: str
+    context_window: int
+    supports_tools: bool = True
+    prefill: bool = False
+    api_key: str | None = field(default=None, repr=False)
+    headers: Mapping[str, str] = field(default_factory=dict, repr=False)
+    options: Mapping[str, Any] = field(default_factory=dict)  # kind-specific provider settings
+
+
+@dataclass(frozen=True, slots=True)
+class UpstreamRequest:
+    method: str
+    url: str
+    headers: Mapping[str, str] = field(repr=False)
+    body: bytes = field(repr=False)
+    stream: bool = False
+
+
+class StreamDecoder(Protocol):
+    """Sans-IO: raw upstream bytes in, OpenAI ``chat.completion.chunk`` dicts out. One instance per attempt.
+
+    ``feed`` raises ``UpstreamError`` for an in-band error event. ``close`` is called at end of input and
+    raises ``UpstreamError(transient)`` when the stream ended before it was complete. ``malformed`` counts
+    events that could not be decoded and were skipped.
+    """
+
+    malformed: int
+
+    def feed(self, data: bytes) -> list[dict[str, Any]]: ...
+
+    def close(self) -> list[dict[str, Any]]: ...
+
+
+class Adapter(Protocol):
+    """One provider wire format bound to one ``Target``. Built once per config snapshot; stateless after."""
+
+    target: Target
+
+    def build_request(self, body: Mapping[str, Any], stream: bool) -> UpstreamRequest:
+        """Translate an OpenAI chat request (never mutated) into this provider's request."""
+        ...
+
+    def parse_response(self, body: bytes) -> dict[str, Any]:
+        """A 2xx body -> an OpenAI ``chat.completion`` dict. Raises ``UpstreamError(transient)`` if malformed."""
+        ...
+
+    def stream_decoder(self, body: Mapping[str, Any]) -> StreamDecoder: ...
+
+    def classify_error(self, status: int, headers: Mapping[str, str], body: bytes) -> Any:
+        """A non-2xx answer -> ``UpstreamError`` (returned, not raised, so it can be tested as a table)."""
+        ...

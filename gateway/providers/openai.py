@@ -1,0 +1,179 @@
+"""``kind: openai`` — OpenAI Chat Completions and OpenAI-compatible servers (vLLM, Ollama, LM Studio, Groq).
+
+The request passes through with ``model`` replaced, so fields the gateway does not know reach the upstream.
+Error shapes differ by server; ``_error_fields`` reads all of them:
+OpenAI ``{"error": {message, type, param, code}}``; vLLM ``{"error": {..., "code": 400}}`` (integer code),
+older vLLM flat ``{"object": "error", "message", "type", "code"}`` and ``{"error": "Unauthorized"}``;
+Ollama ``{"error": {"type": "not_found_error", ...}}``; Groq ``code: model_decommissioned``.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from typing import Any
+
+import orjson
+
+from gateway.errors import ErrorKind, UpstreamError
+from gateway.providers.base import Target, UpstreamRequest
+from gateway.providers.common import excerpt, load_json, retry_after_seconds
+from gateway.providers.sse import SSEParser
+
+# Context-length wording for servers that send no structured code (vLLM, llama.cpp); only consulted for a 400.
+_CONTEXT_TEXT = re.compile(
+    r"maximum context length|context length is|input tokens exceed the configured limit"
+    r"|exceeds the available context size|prompt is too long",
+    re.IGNORECASE,
+)
+# After this many undecodable events in a row the stream is treated as cut, not merely noisy.
+MAX_CONSECUTIVE_MALFORMED = 3
+
+
+class OpenAIAdapter:
+    """Adapter for one OpenAI-compatible target. Immutable; safe to share across requests."""
+
+    def __init__(self, target: Target) -> None:
+        self.target = target
+        self._url = target.base_url + "/chat/completions"
+        headers = {"content-type": "application/json", **target.headers}
+        if target.api_key:
+            headers["authorization"] = f"Bearer {target.api_key}"
+        self._headers = headers
+        self._stream_headers = {**headers, "accept": "text/event-stream"}
+
+    # -- request -----------------------------------------------------------------------------------------
+    def build_request(self, body: Mapping[str, Any], stream: bool) -> UpstreamRequest:
+        out = dict(body)
+        out["model"] = self.target.upstream_model
+        return UpstreamRequest(
+            "POST", self._url, self._stream_headers if stream else self._headers, orjson.dumps(out), stream
+        )
+
+    # -- response ----------------------------------------------------------------------------------------
+    def parse_response(self, body: bytes) -> dict[str, Any]:
+        data = load_json(body)
+        if not isinstance(data, dict) or not isinstance(data.get("choices"), list) or not data["choices"]:
+            if isinstance(data, dict) and data.get("error"):
+                raise self._error_from_object(200, {}, data)
+            raise UpstreamError(ErrorKind.TRANSIENT, f"malformed response from upstream: {excerpt(body, 120)}")
+        return data
+
+    # -- stream ------------------------------------------------------------------------------------------
+    def stream_decoder(self, body: Mapping[str, Any]) -> OpenAIStreamDecoder:
+        return OpenAIStreamDecoder(self)
+
+    # -- errors ------------------------------------------------------------------------------------------
+    def classify_error(self, status: int, headers: Mapping[str, str], body: bytes) -> UpstreamError:
+        data = load_json(body)
+        return self._error_from_object(status, headers, data if isinstance(data, dict) else {}, body)
+
+    def _error_from_object(
+        self, status: int, headers: Mapping[str, str], data: dict[str, Any], raw: bytes = b""
+    ) -> UpstreamError:
+        message, etype, code, param = _error_fields(data)
+        if not message:
+            message = excerpt(raw) if raw else f"HTTP {status}"
+        kind = classify(status, etype, code, message)
+        retry_after = retry_after_seconds(headers) if kind is ErrorKind.RATE_LIMITED else None
+        return UpstreamError(
+            kind, message, status=status or None, code=code, retry_after=retry_after, body=data or None, param=param
+        )
+
+
+def _error_fields(data: dict[str, Any]) -> tuple[str, str, str, str | None]:
+    err = data.get("error", data)
+    if isinstance(err, str):  # vLLM: {"error": "Unauthorized"}
+        return err, "", "", None
+    if not isinstance(err, dict):
+        return "", "", "", None
+    code = err.get("code")
+    param = err.get("param")
+    return (
+        str(err.get("message") or ""),
+        str(err.get("type") or ""),
+        "" if code is None or isinstance(code, int) else str(code),
+        param if isinstance(param, str) else None,
+    )
+
+
+def classify(status: int, etype: str, code: str, message: str) -> ErrorKind:
+    """The OpenAI-family classification: structured code/type first, then status, text only for a bare 400."""
+    if code in ("model_decommissioned",):
+        return ErrorKind.WITHDRAWN
+    if code == "context_length_exceeded" or etype == "context_length_exceeded":
+        return ErrorKind.CONTEXT_TOO_LONG
+    if code in ("invalid_prompt", "content_filter", "content_policy_violation"):
+        return ErrorKind.POLICY_BLOCKED
+    if code == "insufficient_quota" or etype == "insufficient_quota":
+        return ErrorKind.ACCESS_DENIED
+    if status in (401, 403):
+        return ErrorKind.ACCESS_DENIED
+    if status == 404:
+        return ErrorKind.WITHDRAWN
+    if status == 413:
+        return ErrorKind.CONTEXT_TOO_LONG
+    if status == 429:
+        return ErrorKind.RATE_LIMITED
+    if status in (408, 409) or status >= 500 or status == 0:
+        return ErrorKind.TRANSIENT
+    if status == 200:  # an error object in a 200 body or mid-stream: server-side unless it says otherwise
+        return ErrorKind.BAD_REQUEST if etype == "invalid_request_error" else ErrorKind.TRANSIENT
+    if status == 400 and _CONTEXT_TEXT.search(message):
+        return ErrorKind.CONTEXT_TOO_LONG
+    return ErrorKind.BAD_REQUEST
+
+
+class OpenAIStreamDecoder:
+    """OpenAI SSE: ``data:`` lines of chunk JSON, ``data: [DONE]`` at the end, ``data: {"error": ...}`` in-band.
+
+    A stream that closes after a chunk with a ``finish_reason`` but without ``[DONE]`` is complete (some servers
+    omit the marker); one that closes before any finish_reason was cut.
+    """
+
+    __slots__ = ("_adapter", "_sse", "done", "finished", "malformed", "_bad_run")
+
+    def __init__(self, adapter: OpenAIAdapter) -> None:
+        self._adapter = adapter
+        self._sse = SSEParser()
+        self.done = False
+        self.finished = False
+        self.malformed = 0
+        self._bad_run = 0
+
+    def feed(self, data: bytes) -> list[dict[str, Any]]:
+        return self._events(self._sse.feed(data))
+
+    def close(self) -> list[dict[str, Any]]:
+        out = self._events(self._sse.close())
+        if not (self.done or self.finished):
+            raise UpstreamError(ErrorKind.TRANSIENT, "upstream stream ended before it was complete (no [DONE])")
+        return out
+
+    def _events(self, events: list) -> list[dict[str, Any]]:
+        out: list[dict[str, Any]] = []
+        for ev in events:
+            if self.done:
+                break
+            data = ev.data
+            if data.startswith("[DONE]"):
+                self.done = True
+                break
+            try:
+                chunk = orjson.loads(data)
+            except orjson.JSONDecodeError:
+                chunk = None
+            if not isinstance(chunk, dict):
+                self.malformed += 1
+                self._bad_run += 1
+                if self._bad_run >= MAX_CONSECUTIVE_MALFORMED:
+                    raise UpstreamError(ErrorKind.TRANSIENT, "upstream stream is sending undecodable events")
+                continue
+            self._bad_run = 0
+            if chunk.get("error"):
+                raise self._adapter._error_from_object(200, {}, chunk)
+            for choice in chunk.get("choices") or ():
+                if choice.get("finish_reason"):
+                    self.finished = True
+            out.append(chunk)
+        return out

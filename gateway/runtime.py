@@ -1,0 +1,89 @@
+"""The runtime snapshot: everything derived from one validated config, built once and never mutated.
+
+A reload builds a new ``Runtime`` and swaps it whole; a request keeps the snapshot it started with.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from gateway.config.model import GatewayConfig
+from gateway.providers import ADAPTERS
+from gateway.providers.base import Target
+
+# Whether a provider kind accepts an assistant message as the last turn (used for stream continuation).
+PREFILL_DEFAULTS = {"openai": False, "anthropic": True, "bedrock": True, "gemini": False, "azure-openai": False}
+
+
+@dataclass(frozen=True, slots=True)
+class Route:
+    name: str
+    models: tuple[str, ...]
+    aliases: tuple[str, ...]
+    patterns: tuple[re.Pattern[str], ...]
+    description: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class Runtime:
+    config: GatewayConfig
+    targets: dict[str, Target]
+    adapters: dict[str, Any]
+    routes: dict[str, Route]
+    names: dict[str, Route]  # route names and aliases -> route
+    primary_of: dict[str, Route]  # model name -> the route whose primary it is (first such route)
+    keys: dict[str, str] | None  # sha256 hex -> key name; None = authentication disabled
+    version: str
+    loaded_at: float = field(default_factory=time.time)
+
+    @property
+    def default_route(self) -> Route | None:
+        name = self.config.default_route
+        return self.routes[name] if name else None
+
+
+def build_runtime(config: GatewayConfig, source_text: str | bytes = b"") -> Runtime:
+    targets: dict[str, Target] = {}
+    adapters: dict[str, Any] = {}
+    for name, m in config.models.items():
+        p = config.providers[m.provider]
+        options = {k: v for k, v in p.model_dump().items() if k not in _COMMON_PROVIDER_FIELDS}
+        target = Target(
+            name=name,
+            provider=m.provider,
+            kind=p.kind,
+            upstream_model=m.model,
+            base_url=p.base_url,
+            vendor=p.vendor,
+            jurisdiction=p.jurisdiction,
+            context_window=m.context_window,
+            supports_tools=m.supports_tools,
+            prefill=PREFILL_DEFAULTS.get(p.kind, False) if m.prefill is None else m.prefill,
+            api_key=p.api_key,
+            headers=dict(p.headers),
+            options=options,
+        )
+        targets[name] = target
+        adapters[name] = ADAPTERS[p.kind](target)
+    routes: dict[str, Route] = {}
+    names: dict[str, Route] = {}
+    primary_of: dict[str, Route] = {}
+    for rname, r in config.routes.items():
+        route = Route(rname, tuple(r.models), tuple(r.aliases), tuple(re.compile(x) for x in r.match), r.description)
+        routes[rname] = route
+        names[rname] = route
+        for alias in r.aliases:
+            names[alias] = route
+        primary_of.setdefault(r.models[0], route)
+    keys = None if config.keys is None else {k.sha256: k.name for k in config.keys}
+    if isinstance(source_text, str):
+        source_text = source_text.encode()
+    version = hashlib.sha256(source_text or config.model_dump_json().encode()).hexdigest()[:12]
+    return Runtime(config, targets, adapters, routes, names, primary_of, keys, version)
+
+
+_COMMON_PROVIDER_FIELDS = {"kind", "base_url", "api_key", "vendor", "jurisdiction", "headers", "timeouts"}
