@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from gateway.config.model import GatewayConfig
-from gateway.providers import ADAPTERS
+from gateway.providers import adapter_class
 from gateway.providers.base import Target
 
 # Whether a provider kind accepts an assistant message as the last turn (used for stream continuation).
@@ -68,7 +68,7 @@ def build_runtime(config: GatewayConfig, source_text: str | bytes = b"") -> Runt
             options=options,
         )
         targets[name] = target
-        adapters[name] = ADAPTERS[p.kind](target)
+        adapters[name] = adapter_class(p.kind)(target)
     routes: dict[str, Route] = {}
     names: dict[str, Route] = {}
     primary_of: dict[str, Route] = {}

@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from gateway.config.durations import Duration
 
@@ -28,7 +28,7 @@ class Timeouts(_Strict):
 
 class ProviderBase(_Strict):
     kind: str
-    base_url: str
+    base_url: str = ""  # each kind has a default where the vendor has one public endpoint
     api_key: str | None = Field(default=None, repr=False)
     vendor: str = "unknown"
     jurisdiction: str = "unknown"
@@ -38,9 +38,21 @@ class ProviderBase(_Strict):
     @field_validator("base_url")
     @classmethod
     def _url(cls, v: str) -> str:
-        if not re.match(r"^https?://[^/\s]+", v):
+        if v and not re.match(r"^https?://[^/\s]+", v):
             raise ValueError(f"must be an http(s) URL, got {v!r}")
         return v.rstrip("/")
+
+    @model_validator(mode="after")
+    def _default_url(self) -> ProviderBase:
+        if not self.base_url:
+            default = self.default_base_url()
+            if not default:
+                raise ValueError("base_url: required for this provider kind")
+            object.__setattr__(self, "base_url", default)
+        return self
+
+    def default_base_url(self) -> str:
+        return ""
 
 
 class OpenAIProvider(ProviderBase):
@@ -48,9 +60,61 @@ class OpenAIProvider(ProviderBase):
 
     kind: Literal["openai"]
 
+    def default_base_url(self) -> str:
+        return "https://api.openai.com/v1"
+
+
+class AnthropicProvider(ProviderBase):
+    """Anthropic Messages API (``x-api-key`` + ``anthropic-version``)."""
+
+    kind: Literal["anthropic"]
+    anthropic_version: str = "2023-06-01"
+    default_max_tokens: int = Field(default=4096, gt=0)  # Anthropic requires max_tokens; used when absent
+
+    def default_base_url(self) -> str:
+        return "https://api.anthropic.com"
+
+
+class GeminiProvider(ProviderBase):
+    """Google Gemini API (generativelanguage), ``x-goog-api-key``."""
+
+    kind: Literal["gemini"]
+    api_version: str = "v1beta"
+
+    def default_base_url(self) -> str:
+        return "https://generativelanguage.googleapis.com"
+
+
+class AzureOpenAIProvider(ProviderBase):
+    """Azure OpenAI. ``base_url`` is the resource endpoint (``https://NAME.openai.azure.com``); a model's
+    ``model`` is the deployment name. ``api_style: deployments`` uses
+    ``/openai/deployments/{deployment}/chat/completions?api-version=...``; ``v1`` uses ``/openai/v1/chat/completions``.
+    """
+
+    kind: Literal["azure-openai"]
+    api_version: str = "2024-10-21"
+    api_style: Literal["deployments", "v1"] = "deployments"
+
+
+class BedrockProvider(ProviderBase):
+    """AWS Bedrock Converse / ConverseStream, SigV4-signed with credentials from the usual AWS environment or
+    profile (needs the ``bedrock`` extra: botocore). ``api_key`` (a Bedrock API key) is sent as a Bearer token
+    instead when set."""
+
+    kind: Literal["bedrock"]
+    region: str = "us-east-1"
+    aws_profile: str | None = None
+
+    def default_base_url(self) -> str:
+        return f"https://bedrock-runtime.{self.region}.amazonaws.com"
+
 
 PROVIDER_CONFIGS: dict[str, type[ProviderBase]] = {
     "openai": OpenAIProvider,
+    "anthropic": AnthropicProvider,
+    "gemini": GeminiProvider,
+    "azure-openai": AzureOpenAIProvider,
+    "bedrock": BedrockProvider,
 }
 
 
