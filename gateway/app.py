@@ -19,6 +19,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from gateway.api.asgi import send_error
 from gateway.api.chat import ChatEndpoint, authenticate
 from gateway.config.loader import load_config
 from gateway.errors import GatewayError
@@ -165,8 +166,13 @@ class GatewayApp:
         self.chat = ChatEndpoint(gw)
 
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
-        if scope["type"] == "http" and scope["path"] == "/v1/chat/completions" and scope["method"] == "POST":
-            await self.chat(scope, receive, send)
+        if scope["type"] == "http" and scope["path"] == "/v1/chat/completions":
+            if scope["method"] == "POST":
+                await self.chat(scope, receive, send)
+            else:
+                err = GatewayError(405, f"Method {scope['method']} is not allowed on /v1/chat/completions; use POST.",
+                                   type="invalid_request_error", code="method_not_allowed", headers={"allow": "POST"})
+                await send_error(send, err)
             return
         await self.api(scope, receive, send)
 

@@ -1,0 +1,127 @@
+"""Config validation: every bad field is reported with its file and dotted path; `gateway check` agrees."""
+
+from __future__ import annotations
+
+import pytest
+
+from gateway.cli import main as cli_main
+from gateway.config.durations import parse_duration
+from gateway.config.loader import load_config, parse_config
+from gateway.errors import ConfigError
+
+GOOD = {
+    "providers": {"p": {"kind": "openai", "base_url": "http://127.0.0.1:1/v1", "api_key": "${KEY}"}},
+    "models": {"m1": {"provider": "p", "model": "x"}, "m2": {"provider": "p", "model": "y"}},
+    "routes": {"r": {"models": ["m1", "m2"], "aliases": ["rr"], "match": ["(?i)security"]}},
+    "default_route": "r",
+}
+
+
+def _errors(data, env=None) -> list[str]:
+    with pytest.raises(ConfigError) as ei:
+        parse_config(data, "g.yaml", env if env is not None else {"KEY": "k"})
+    return ei.value.errors
+
+
+def _with(path: str, value):
+    import copy
+
+    data = copy.deepcopy(GOOD)
+    node = data
+    parts = path.split(".")
+    for p in parts[:-1]:
+        node = node.setdefault(p, {})
+    node[parts[-1]] = value
+    return data
+
+
+def test_good_config_parses_and_resolves_env():
+    cfg = parse_config(GOOD, "g.yaml", {"KEY": "secret-value"})
+    assert cfg.providers["p"].api_key == "secret-value"
+    assert cfg.failover.timeouts.first_token == 30.0
+
+
+@pytest.mark.parametrize(
+    "path,value,expected",
+    [
+        ("routes.r.models", ["m1", "gpt5"], "g.yaml: routes.r.models[1]: unknown model 'gpt5'"),
+        ("routes.r.match", ["("], "g.yaml: routes.r.match[0]: invalid regular expression '('"),
+        ("routes.r.bogus", 1, "g.yaml: routes.r.bogus: unknown field"),
+        ("routes.r.models", [], "g.yaml: routes.r.models: List should have at least 1 item"),
+        ("models.m1.provider", "nope", "g.yaml: models.m1.provider: unknown provider 'nope'"),
+        ("models.m1.context_window", "big", "g.yaml: models.m1.context_window: Input should be a valid integer"),
+        ("providers.p.kind", "openia", "g.yaml: providers.p.kind: unknown provider kind 'openia'"),
+        ("providers.p.base_url", "ftp://x", "g.yaml: providers.p.base_url: must be an http(s) URL"),
+        ("providers.p.extra", True, "g.yaml: providers.p.extra: unknown field"),
+        ("failover.backoff", {"initial": "5 parsecs"}, "g.yaml: failover.backoff.initial: invalid duration"),
+        ("failover.timeouts", {"idle": "-"}, "g.yaml: failover.timeouts.idle: invalid duration"),
+        ("failover.retries", -1, "g.yaml: failover.retries: Input should be greater than or equal to 0"),
+        ("default_route", "nope", "g.yaml: default_route: unknown route 'nope'"),
+        ("keys", [{"name": "a", "sha256": "abc"}], "g.yaml: keys[0].sha256: must be the 64-hex-digit sha256"),
+        ("routes.r.aliases", ["m1"], "g.yaml: routes.r.aliases[0]: alias 'm1' is also a model name"),
+        ("unknown_top", 1, "g.yaml: unknown_top: unknown field"),
+    ],
+)
+def test_each_error_names_its_dotted_path(path, value, expected):
+    errors = _errors(_with(path, value))
+    assert any(e.startswith(expected) for e in errors), errors
+
+
+def test_missing_env_secret_is_a_config_error():
+    errors = _errors(GOOD, env={})
+    assert errors == ["g.yaml: providers.p.api_key: environment variable KEY is not set"]
+
+
+def test_all_errors_are_reported_at_once():
+    data = _with("routes.r.models", ["nope"])
+    data["providers"]["p"]["bogus"] = 1
+    errors = _errors(data)
+    assert len(errors) == 2
+
+
+def test_yaml_syntax_and_duplicate_keys(tmp_path):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("providers:\n  p: {kind: openai\n")
+    with pytest.raises(ConfigError) as ei:
+        load_config(bad)
+    assert "invalid YAML" in str(ei.value) and "line" in str(ei.value)
+    dup = tmp_path / "dup.yaml"
+    dup.write_text("routes: {}\nroutes: {}\n")
+    with pytest.raises(ConfigError) as ei:
+        load_config(dup)
+    assert "duplicate key 'routes'" in str(ei.value)
+    with pytest.raises(ConfigError) as ei:
+        load_config(tmp_path / "missing.yaml")
+    assert "cannot read" in str(ei.value)
+
+
+def test_gateway_check_cli(tmp_path, capsys, monkeypatch):
+    import yaml
+
+    monkeypatch.setenv("KEY", "x")
+    good = tmp_path / "good.yaml"
+    good.write_text(yaml.safe_dump(GOOD))
+    assert cli_main(["check", str(good)]) == 0
+    assert "OK" in capsys.readouterr().out
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(yaml.safe_dump(_with("routes.r.models", ["m1", "gpt5"])))
+    assert cli_main(["check", str(bad)]) == 1
+    assert "routes.r.models[1]: unknown model 'gpt5'" in capsys.readouterr().err
+
+
+def test_shipped_configs_are_valid(monkeypatch):
+    monkeypatch.setenv("OPENAI_API_KEY", "dummy")
+    for name in ("config/gateway.yaml", "config/demo.yaml"):
+        load_config(name)
+
+
+@pytest.mark.parametrize("text,seconds", [("100ms", 0.1), ("2s", 2), ("15m", 900), ("1h", 3600), ("1m30s", 90),
+                                          (5, 5.0), (0.5, 0.5)])
+def test_durations(text, seconds):
+    assert parse_duration(text) == pytest.approx(seconds)
+
+
+@pytest.mark.parametrize("bad", ["", "5x", "s", "1.2.3s", -1, True, None])
+def test_bad_durations(bad):
+    with pytest.raises(ValueError):
+        parse_duration(bad)
