@@ -31,6 +31,9 @@ WireHook = Callable[[web.Application, EmulatorState], None]
 
 WIRES: tuple[WireHook, ...] = (
     openai_wire.register,
+    __import__("gateway.emulator.bedrock_wire", fromlist=["register"]).register,
+    __import__("gateway.emulator.anthropic_wire", fromlist=["register"]).register,
+    __import__("gateway.emulator.gemini_wire", fromlist=["register"]).register,
 )
 
 STATE_KEY = web.AppKey("emulator_state", EmulatorState)

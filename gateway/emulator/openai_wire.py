@@ -5,37 +5,29 @@ Literal bodies follow ../shared/reference/provider-wire-formats.md sections 1, 6
 
 Routes: ``POST /v1/chat/completions``, ``POST /chat/completions``, ``GET /v1/models``.
 
-Stream-only behaviours (stream_cut, stream_error, stream_stall, malformed_chunk,
-garbage, missing_done) answer non-streaming requests normally (healthy).
+All scripting (auth, behaviours, counters, pacing, stream faults, attempt log) lives in
+:mod:`gateway.emulator.core`; this module only parses requests and renders OpenAI bodies
+and SSE framing (:class:`OpenAIWire`, :class:`OpenAIFramer`).
 """
 
 from __future__ import annotations
 
-import asyncio
 import os
 import time
-from typing import Any
+from typing import Any, Mapping
 
 import orjson
 from aiohttp import web
 
-from gateway.emulator.behaviours import Behaviour
-from gateway.emulator.content import (
-    Reply,
-    completion_tokens,
-    estimate_prompt_tokens,
-    make_reply,
-    split_pieces,
+from gateway.emulator.content import Reply, completion_tokens
+from gateway.emulator.core import (  # noqa: F401  (constants re-exported for compatibility)
+    DEFAULT_AFTER, DEFAULT_CONTEXT_WINDOW, ERROR_BEHAVIOURS, GARBAGE_LINES, JSON, MAX_HOLD_SECONDS,
+    STREAM_FAULTS, ErrorResponse, ParsedRequest, Piece, ScriptedHandler, StreamFramer, Usage, Wire,
+    bearer_token, register_wire,
 )
 from gateway.emulator.state import EmulatorState
 
 WIRE = "openai"
-MAX_HOLD_SECONDS = 600.0  # upper bound for no_response / stream_stall delays
-GARBAGE_LINES = 20
-DEFAULT_AFTER = 3
-DEFAULT_CONTEXT_WINDOW = 8192
-
-_JSON = "application/json"
 _SSE_HEADERS = {
     "Content-Type": "text/event-stream; charset=utf-8",
     "Cache-Control": "no-cache",
@@ -82,21 +74,7 @@ _STREAM_ERROR = (
 _DONE = b"data: [DONE]\n\n"
 _MALFORMED = b"data: {not json\n\n"
 
-ERROR_BEHAVIOURS = frozenset(
-    {
-        "withdrawn",
-        "access_revoked",
-        "no_model_access",
-        "region_blocked",
-        "rate_limited",
-        "quota",
-        "overloaded",
-        "server_error",
-        "context_exceeded",
-        "invalid_prompt",
-    }
-)
-STREAM_FAULTS = frozenset({"stream_cut", "stream_error", "stream_stall", "malformed_chunk", "garbage"})
+ROUTES = [("POST", "/v1/chat/completions"), ("POST", "/chat/completions")]
 
 
 def _rid() -> str:
@@ -285,60 +263,94 @@ def error_for(
     return status, {"error": {"message": msg, "type": etype, "param": param, "code": code}}, headers
 
 
-# --------------------------------------------------------------------------- helpers
-def _closing(request: web.Request) -> bool:
-    t = request.transport
-    return t is None or t.is_closing()
+# --------------------------------------------------------------------------- wire
+def _headers(flavor: str, base: Mapping[str, str] | None = None) -> dict[str, str]:
+    hdrs = dict(base) if base else {}
+    hdrs["x-request-id"] = _rid()
+    if flavor in ("openai", "groq"):
+        hdrs.update(_RATE_HEADERS)
+    return hdrs
 
 
-async def _sleep_watch(request: web.Request, seconds: float) -> bool:
-    """Sleep up to ``seconds``; return True early if the client disconnected."""
-    deadline = time.monotonic() + min(max(float(seconds), 0.0), MAX_HOLD_SECONDS)
-    while True:
-        if _closing(request):
-            return True
-        left = deadline - time.monotonic()
-        if left <= 0:
-            return False
-        await asyncio.sleep(min(left, 0.05))
+class OpenAIFramer(StreamFramer):
+    """``data: {chat.completion.chunk}`` SSE framing, ``data: [DONE]`` terminator."""
+
+    def __init__(self, req: ParsedRequest, model: str, reply: Reply, prompt_tokens: int,
+                 params: dict[str, Any]) -> None:
+        super().__init__(req, model, reply, prompt_tokens, params)
+        self.flavor = params.get("flavor", "openai")
+        self.base_id = "chatcmpl-" + os.urandom(12).hex()
+        self.created = int(time.time())
+        self.fingerprint = _FINGERPRINTS.get(self.flavor)
+
+    def _obj(self, choices: list[Any]) -> dict[str, Any]:
+        return {
+            "id": self.base_id,
+            "object": "chat.completion.chunk",
+            "created": self.created,
+            "model": self.model,
+            "system_fingerprint": self.fingerprint,
+            "choices": choices,
+        }
+
+    def _chunk(self, delta: dict[str, Any], finish_reason: str | None = None) -> bytes:
+        obj = self._obj([{"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish_reason}])
+        if self.req.include_usage:
+            obj["usage"] = None
+        return b"data: " + orjson.dumps(obj) + b"\n\n"
+
+    def headers(self) -> dict[str, str]:
+        return _headers(self.flavor, _SSE_HEADERS)
+
+    def pieces(self) -> list[Piece]:
+        if self.reply.tool_call is not None and self.flavor == "ollama":
+            return []  # Ollama emits whole calls in the first delta
+        return super().pieces()
+
+    def start(self) -> bytes:
+        tc = self.reply.tool_call
+        if tc is None:
+            return self._chunk({"role": "assistant", "content": ""})
+        whole = self.flavor == "ollama"
+        call = {"index": 0, "id": "call_" + os.urandom(12).hex(), "type": "function",
+                "function": {"name": tc.name, "arguments": tc.arguments_json if whole else ""}}
+        return self._chunk({"role": "assistant", "content": None, "tool_calls": [call]})
+
+    def piece(self, piece: Piece, index: int) -> bytes:
+        if piece.arguments is not None:
+            return self._chunk({"tool_calls": [{"index": 0, "function": {"arguments": piece.arguments}}]})
+        return self._chunk({"content": piece.text})
+
+    def finish(self, finish_reason: str, usage: Usage) -> bytes:
+        out = self._chunk({}, finish_reason)
+        if self.req.include_usage:
+            obj = self._obj([])
+            obj["usage"] = {
+                "prompt_tokens": usage.prompt_tokens,
+                "completion_tokens": usage.completion_tokens,
+                "total_tokens": usage.total_tokens,
+                **_USAGE_DETAILS,
+            }
+            out += b"data: " + orjson.dumps(obj) + b"\n\n"
+        return out
+
+    def terminator(self) -> bytes:
+        return _DONE
+
+    def error_event(self) -> bytes:
+        return _STREAM_ERROR + _DONE
+
+    def malformed(self) -> bytes:
+        return _MALFORMED
 
 
-async def _abort_after_flush(request: web.Request) -> None:
-    t = request.transport
-    if t is None:
-        return
-    for _ in range(100):  # give buffered bytes up to ~1 s to reach the socket
-        if t.is_closing() or t.get_write_buffer_size() == 0:
-            break
-        await asyncio.sleep(0.01)
-    t.abort()
+class OpenAIWire(Wire):
+    """OpenAI Chat Completions (and the vLLM / Ollama / Groq dialects via ``flavor``)."""
 
+    name = WIRE
+    framer = OpenAIFramer
 
-def _bearer(header: str | None) -> str | None:
-    if not header:
-        return None
-    scheme, _, token = header.partition(" ")
-    if scheme.lower() != "bearer":
-        return None
-    token = token.strip()
-    return token or None
-
-
-class _Disconnected(Exception):
-    pass
-
-
-# --------------------------------------------------------------------------- handler
-class OpenAIChatHandler:
-    """Handles ``POST /v1/chat/completions`` against an :class:`EmulatorState`."""
-
-    def __init__(self, state: EmulatorState) -> None:
-        self.state = state
-
-    # -- entry point ----------------------------------------------------------
-    async def chat_completions(self, request: web.Request) -> web.StreamResponse:
-        state = self.state
-        raw = await request.read()
+    def parse(self, request: web.Request, raw: bytes, path_params: Mapping[str, str]) -> ParsedRequest:
         auth_header = request.headers.get("Authorization")
         try:
             body = orjson.loads(raw)
@@ -346,135 +358,53 @@ class OpenAIChatHandler:
                 body = None
         except orjson.JSONDecodeError:
             body = None
-        model = body.get("model") if body is not None else None
-        if model is not None and not isinstance(model, str):
-            model = str(model)
-        behaviour = state.behaviour_for(model)
-        stream = bool(body.get("stream")) if body is not None else False
-        entry = state.begin_attempt(
-            wire=WIRE,
-            path=request.path,
-            model=model,
-            stream=stream,
-            behaviour=behaviour.name,
-            request=body,
+        req = ParsedRequest(
+            token=bearer_token(auth_header),
             auth=bool(auth_header or request.headers.get("api-key")),
+            body=body,
+            chat=body,
         )
-        try:
-            return await self._handle(request, entry, body, model, behaviour, stream, auth_header)
-        finally:
-            if not entry["done"]:
-                state.finish_attempt(entry)
-
-    async def _handle(
-        self,
-        request: web.Request,
-        entry: dict[str, Any],
-        body: dict[str, Any] | None,
-        model: str | None,
-        behaviour: Behaviour,
-        stream: bool,
-        auth_header: str | None,
-    ) -> web.StreamResponse:
-        state = self.state
-        flavor = behaviour.flavor
-        params = behaviour.params
-        if flavor != "ollama" or state.api_key is not None:
-            token = _bearer(auth_header)
-            if token is None or (state.api_key is not None and token != state.api_key):
-                return self._error(entry, "unauthorized", flavor, model, params, key=token)
         if body is None:
-            return self._error(entry, "bad_json", flavor, model, params)
-        if not model:
-            return self._error(entry, "missing_model", flavor, model, params)
-        if not isinstance(body.get("messages"), list):
-            return self._error(entry, "missing_messages", flavor, model, params)
+            req.error = "bad_json"
+            return req
+        model = body.get("model")
+        req.model = model if model is None or isinstance(model, str) else str(model)
+        req.stream = bool(body.get("stream"))
+        opts = body.get("stream_options")
+        req.include_usage = isinstance(opts, dict) and bool(opts.get("include_usage"))
+        if not req.model:
+            req.error = "missing_model"
+        elif not isinstance(body.get("messages"), list):
+            req.error = "missing_messages"
+        return req
 
-        name = behaviour.name
-        if name in ERROR_BEHAVIOURS:
-            return self._error(entry, name, flavor, model, params)
-        if name in ("failing_once", "failing_n"):
-            limit = 1 if name == "failing_once" else int(params.get("n", 1))
-            if state.next_count(model) < limit:
-                return self._error(entry, "server_error", flavor, model, params)
-        elif name == "reset":
-            t = request.transport
-            if t is not None:
-                t.abort()
-            state.finish_attempt(entry, status=0)
-            return web.Response(status=500)  # never reaches the (aborted) socket
-        elif name == "no_response":
-            gone = await _sleep_watch(request, params.get("delay", 30))
-            await _abort_after_flush(request)
-            state.finish_attempt(entry, status=0, disconnected=gone)
-            return web.Response(status=500)  # never reaches the (aborted) socket
+    def requires_auth(self, params: dict[str, Any]) -> bool:
+        return params.get("flavor", "openai") != "ollama"  # local Ollama takes no key
 
-        # ---- answering ----------------------------------------------------------
-        prompt_tokens = estimate_prompt_tokens(body)
-        window = params.get("context_window")
-        if window is not None and prompt_tokens > window:
-            return self._error(
-                entry, "context_exceeded", flavor, model, params, window=window, used=prompt_tokens
-            )
-        reply = make_reply(body, model, params)
-        if stream:
-            return await self._stream(request, entry, body, model, behaviour, reply, prompt_tokens)
-        if name == "slow_first_token":
-            if await _sleep_watch(request, params.get("delay", 1)):
-                state.finish_attempt(entry, status=0, disconnected=True)
-                return web.Response(status=499)
-        return self._completion(entry, model, flavor, reply, prompt_tokens, name == "content_filter")
-
-    # -- responses --------------------------------------------------------------
-    def _error(
-        self,
-        entry: dict[str, Any],
-        kind: str,
-        flavor: str,
-        model: str | None,
-        params: dict[str, Any],
-        **extra: Any,
-    ) -> web.Response:
-        rid = _rid()
-        status, payload, headers = error_for(kind, flavor, model, params, rid=rid, **extra)
-        hdrs = {"x-request-id": rid}
-        if flavor in ("openai", "groq"):
-            hdrs.update(_RATE_HEADERS)
+    def error(self, kind: str, model: str | None, params: dict[str, Any], **extra: Any) -> ErrorResponse:
+        flavor = params.get("flavor", "openai")
+        hdrs = _headers(flavor)
+        status, payload, headers = error_for(kind, flavor, model, params, rid=hdrs["x-request-id"], **extra)
         hdrs.update(headers)
-        self.state.finish_attempt(entry, status=status)
-        return web.Response(status=status, body=orjson.dumps(payload), content_type=_JSON, headers=hdrs)
+        return status, orjson.dumps(payload), hdrs, JSON
 
-    def _completion(
-        self,
-        entry: dict[str, Any],
-        model: str,
-        flavor: str,
-        reply: Reply,
-        prompt_tokens: int,
-        filtered: bool,
-    ) -> web.Response:
+    def completion(self, reply: Reply, model: str, prompt_tokens: int, filtered: bool,
+                   params: dict[str, Any]) -> tuple[bytes, Mapping[str, str]]:
+        flavor = params.get("flavor", "openai")
         ctoks = completion_tokens(reply)
+        message: dict[str, Any] = {"role": "assistant", "content": None, "refusal": None, "annotations": []}
         if filtered:
-            message: dict[str, Any] = {"role": "assistant", "content": None, "refusal": None, "annotations": []}
             finish, ctoks = "content_filter", 0
         elif reply.tool_call is not None:
             tc = reply.tool_call
-            message = {
-                "role": "assistant",
-                "content": None,
-                "refusal": None,
-                "annotations": [],
-                "tool_calls": [
-                    {
-                        "id": "call_" + os.urandom(12).hex(),
-                        "type": "function",
-                        "function": {"name": tc.name, "arguments": tc.arguments_json},
-                    }
-                ],
-            }
+            message["tool_calls"] = [{
+                "id": "call_" + os.urandom(12).hex(),
+                "type": "function",
+                "function": {"name": tc.name, "arguments": tc.arguments_json},
+            }]
             finish = "tool_calls"
         else:
-            message = {"role": "assistant", "content": reply.text, "refusal": None, "annotations": []}
+            message["content"] = reply.text
             finish = "stop"
         payload = {
             "id": "chatcmpl-" + os.urandom(12).hex(),
@@ -491,165 +421,24 @@ class OpenAIChatHandler:
             "service_tier": "default",
             "system_fingerprint": _FINGERPRINTS.get(flavor),
         }
-        rid = _rid()
-        hdrs = {"x-request-id": rid}
-        if flavor in ("openai", "groq"):
-            hdrs.update(_RATE_HEADERS)
-        self.state.finish_attempt(entry, status=200, tokens_sent=ctoks)
-        return web.Response(body=orjson.dumps(payload), content_type=_JSON, headers=hdrs)
+        return orjson.dumps(payload), _headers(flavor)
 
-    async def _stream(
-        self,
-        request: web.Request,
-        entry: dict[str, Any],
-        body: dict[str, Any],
-        model: str,
-        behaviour: Behaviour,
-        reply: Reply,
-        prompt_tokens: int,
-    ) -> web.StreamResponse:
-        state = self.state
-        name = behaviour.name
-        params = behaviour.params
-        flavor = behaviour.flavor
-        opts = body.get("stream_options")
-        include_usage = isinstance(opts, dict) and bool(opts.get("include_usage"))
-        token_delay = float(params.get("token_delay", 0) or 0)
-        after = int(params.get("after", DEFAULT_AFTER)) if name in STREAM_FAULTS else -1
 
-        # pieces: one delta per content piece, after a role/preamble delta
-        if name == "content_filter":
-            role_delta: dict[str, Any] = {"role": "assistant", "content": ""}
-            pieces: list[dict[str, Any]] = []
-            finish = "content_filter"
-        elif reply.tool_call is not None:
-            tc = reply.tool_call
-            args = tc.arguments_json
-            call = {"index": 0, "id": "call_" + os.urandom(12).hex(), "type": "function"}
-            if flavor == "ollama":  # Ollama emits whole calls in one delta
-                role_delta = {"role": "assistant", "content": None, "tool_calls": [
-                    {**call, "function": {"name": tc.name, "arguments": args}}]}
-                pieces = []
-            else:
-                role_delta = {"role": "assistant", "content": None, "tool_calls": [
-                    {**call, "function": {"name": tc.name, "arguments": ""}}]}
-                half = len(args) // 2
-                pieces = [
-                    {"tool_calls": [{"index": 0, "function": {"arguments": part}}]}
-                    for part in (args[:half], args[half:])
-                ]
-            finish = "tool_calls"
-        else:
-            role_delta = {"role": "assistant", "content": ""}
-            pieces = [{"content": p} for p in split_pieces(reply.text or "")]
-            finish = "stop"
+class OpenAIChatHandler(ScriptedHandler):
+    """Backwards-compatible name: the core handler bound to :class:`OpenAIWire`."""
 
-        base_id = "chatcmpl-" + os.urandom(12).hex()
-        created = int(time.time())
-        fingerprint = _FINGERPRINTS.get(flavor)
-
-        def chunk(delta: dict[str, Any], finish_reason: str | None = None) -> bytes:
-            obj: dict[str, Any] = {
-                "id": base_id,
-                "object": "chat.completion.chunk",
-                "created": created,
-                "model": model,
-                "system_fingerprint": fingerprint,
-                "choices": [{"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish_reason}],
-            }
-            if include_usage:
-                obj["usage"] = None
-            return b"data: " + orjson.dumps(obj) + b"\n\n"
-
-        rid = _rid()
-        headers = dict(_SSE_HEADERS)
-        headers["x-request-id"] = rid
-        if flavor in ("openai", "groq"):
-            headers.update(_RATE_HEADERS)
-        resp = web.StreamResponse(status=200, headers=headers)
-        sent = 0
-        status = 0
-
-        async def write(data: bytes) -> None:
-            if _closing(request):
-                raise _Disconnected()
-            await resp.write(data)
-
-        try:
-            await resp.prepare(request)
-            status = 200
-            entry["status"] = 200
-            await write(chunk(role_delta))
-            if name == "slow_first_token":
-                if await _sleep_watch(request, params.get("delay", 1)):
-                    raise _Disconnected()
-            fault_at = min(after, len(pieces)) if after >= 0 else -1
-            for i in range(len(pieces) + 1):
-                if i == fault_at:
-                    if name == "stream_cut":
-                        await _abort_after_flush(request)
-                        state.finish_attempt(entry, status=200, tokens_sent=sent)
-                        return resp
-                    if name == "stream_error":
-                        await write(_STREAM_ERROR)
-                        await write(_DONE)
-                        await resp.write_eof()
-                        state.finish_attempt(entry, status=200, tokens_sent=sent)
-                        return resp
-                    if name == "garbage":
-                        await write(_MALFORMED * GARBAGE_LINES)
-                        await resp.write_eof()
-                        state.finish_attempt(entry, status=200, tokens_sent=sent)
-                        return resp
-                    if name == "malformed_chunk":
-                        await write(_MALFORMED)
-                    elif name == "stream_stall":
-                        if await _sleep_watch(request, params.get("delay", 30)):
-                            raise _Disconnected()
-                if i == len(pieces):
-                    break
-                if token_delay and i > 0:
-                    if await _sleep_watch(request, token_delay):
-                        raise _Disconnected()
-                await write(chunk(pieces[i]))
-                sent += 1
-                entry["tokens_sent"] = sent
-            await write(chunk({}, finish))
-            if include_usage:
-                ctoks = 0 if name == "content_filter" else completion_tokens(reply)
-                usage_obj = {
-                    "id": base_id,
-                    "object": "chat.completion.chunk",
-                    "created": created,
-                    "model": model,
-                    "system_fingerprint": fingerprint,
-                    "choices": [],
-                    "usage": {
-                        "prompt_tokens": prompt_tokens,
-                        "completion_tokens": ctoks,
-                        "total_tokens": prompt_tokens + ctoks,
-                        **_USAGE_DETAILS,
-                    },
-                }
-                await write(b"data: " + orjson.dumps(usage_obj) + b"\n\n")
-            if name != "missing_done":
-                await write(_DONE)
-            await resp.write_eof()
-            state.finish_attempt(entry, status=status, tokens_sent=sent)
-        except (_Disconnected, ConnectionError):
-            state.finish_attempt(entry, status=status, tokens_sent=sent, disconnected=True)
-        return resp
+    def __init__(self, state: EmulatorState) -> None:
+        super().__init__(state, OpenAIWire())
+        self.chat_completions = self.handle
 
 
 def register(app: web.Application, state: EmulatorState) -> None:
     """Wire hook: add the OpenAI routes for ``state`` to ``app``."""
-    handler = OpenAIChatHandler(state)
-    app.router.add_post("/v1/chat/completions", handler.chat_completions)
-    app.router.add_post("/chat/completions", handler.chat_completions)
+    register_wire(app, state, OpenAIWire(), ROUTES)
 
     async def list_models(request: web.Request) -> web.Response:
         models = sorted(m for m in state.behaviours() if m != "*")
         data = [{"id": m, "object": "model", "created": 0, "owned_by": "emulator"} for m in models]
-        return web.Response(body=orjson.dumps({"object": "list", "data": data}), content_type=_JSON)
+        return web.Response(body=orjson.dumps({"object": "list", "data": data}), content_type=JSON)
 
     app.router.add_get("/v1/models", list_models)
