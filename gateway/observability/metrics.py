@@ -57,19 +57,29 @@ class Metrics:
         """Register the scrape-time collector for availability and breaker gauges."""
         self.registry.register(_StateCollector(models, available, breaker))
 
+    def child(self, metric: Any, *labels: str) -> Any:
+        """``metric.labels(*labels)``, memoised: prometheus-client's own lookup costs a few us per call, and this
+        runs several times per request. Label sets are bounded by config, so the cache is too."""
+        key = (metric, labels)
+        c = self._children.get(key)
+        if c is None:
+            c = self._children[key] = metric.labels(*labels)
+        return c
+
     def record_request(self, route: str, status: int, attempts: Sequence[Attempt], chain: Sequence[str],
                        served: str | None) -> None:
-        self.requests.labels(route, str(status)).inc()
+        child = self.child
+        child(self.requests, route, str(status)).inc()
         prev: Attempt | None = None
         for a in attempts:
             if a.contacted:
-                self.attempts.labels(route, a.model, a.provider, a.outcome).inc()
-                self.latency.labels(a.model).observe(a.latency)
+                child(self.attempts, route, a.model, a.provider, a.outcome).inc()
+                child(self.latency, a.model).observe(a.latency)
             if prev is not None and prev.model != a.model and prev.outcome != "ok":
-                self.failovers.labels(route, prev.model, a.model, _reason(prev.outcome)).inc()
+                child(self.failovers, route, prev.model, a.model, _reason(prev.outcome)).inc()
             prev = a
         if served is not None and served in chain:
-            self.depth.labels(route).observe(chain.index(served))
+            child(self.depth, route).observe(chain.index(served))
 
     def exposition(self) -> bytes:
         return generate_latest(self.registry)
