@@ -23,8 +23,9 @@ import orjson
 from aiohttp import web
 
 from gateway.emulator.content import Reply, completion_tokens, message_text
-from gateway.emulator.core import JSON, ErrorResponse, ParsedRequest, Piece, StreamFramer, Usage, Wire, bearer_token
-from gateway.emulator.core import register_wire
+from gateway.emulator.core import (
+    JSON, ErrorResponse, ParsedRequest, Piece, StreamFramer, Usage, Wire, bearer_token, register_wire,
+)
 from gateway.emulator.state import EmulatorState
 
 ROUTES = [("POST", "/v1/messages")]
