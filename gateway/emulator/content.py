@@ -16,6 +16,12 @@ Reply rules (first match wins):
    string ``{"model": <model>, "answer": "ok"}``.
 4. otherwise ``"Hello from <model>. You said: <last user text, first 120 chars>"``.
 
+0. continuation: the last message is an assistant turn with text P (prefill), or a user turn starting with
+   ``CONTINUE_MARKER`` right after an assistant turn with text P -> the rest of the answer the model would
+   have given without those turns, if that answer starts with P (else the whole answer). This is how the
+   gateway's mid-stream continuation is exercised: with ``words=N`` every model gives the same answer, so a
+   continuation completes exactly what the cut model had started.
+
 Params ``text=...`` (fixed reply) or ``words=N`` (``"w1 w2 ... wN"``) replace the
 text of rules 2-4.
 
@@ -78,12 +84,14 @@ def split_pieces(text: str) -> list[str]:
     """Split into words, keeping the leading space on every piece after the first.
 
     ``"Hello from x."`` -> ``["Hello", " from", " x."]``; ``"".join(pieces)`` equals
-    the text with runs of whitespace collapsed to single spaces.
+    the text with runs of whitespace collapsed to single spaces. A continuation that starts with a space
+    (``" w4 w5"``) keeps it on its first piece.
     """
     words = text.split()
     if not words:
         return []
-    return [words[0]] + [" " + w for w in words[1:]]
+    first = (" " if text[:1].isspace() else "") + words[0]
+    return [first] + [" " + w for w in words[1:]]
 
 
 def completion_tokens(reply: Reply) -> int:
@@ -137,10 +145,37 @@ def make_reply(request: dict[str, Any], model: str, params: dict[str, Any] | Non
     Reply text has whitespace runs collapsed to single spaces so that the
     non-streamed text equals ``"".join(split_pieces(text))``.
     """
+    messages = request.get("messages") or []
+    prefix, base = _continuation(messages)
+    if prefix is not None:
+        full = _make_reply({**request, "messages": base}, model, params)
+        if full.text is not None:
+            text = " ".join(full.text.split())
+            if prefix and text.startswith(prefix):
+                rest = text[len(prefix):]
+                return Reply(text=(" " if rest[:1].isspace() else "") + " ".join(rest.split()))
+            return Reply(text=text)
     reply = _make_reply(request, model, params)
     if reply.text is not None:
         return Reply(text=" ".join(reply.text.split()))
     return reply
+
+
+# What the gateway says when it asks a model that takes no prefill to continue a cut answer.
+CONTINUE_MARKER = "Continue exactly where your previous message stops"
+
+
+def _continuation(messages: list[Any]) -> tuple[str | None, list[Any]]:
+    """(the text already given, the conversation before it) if this request asks to continue an answer."""
+    if not messages or not isinstance(messages[-1], dict):
+        return None, messages
+    last = messages[-1]
+    if last.get("role") == "assistant" and not last.get("tool_calls"):
+        return " ".join(message_text(last.get("content")).split()), messages[:-1]
+    if (last.get("role") == "user" and message_text(last.get("content")).startswith(CONTINUE_MARKER)
+            and len(messages) >= 2 and isinstance(messages[-2], dict) and messages[-2].get("role") == "assistant"):
+        return " ".join(message_text(messages[-2].get("content")).split()), messages[:-2]
+    return None, messages
 
 
 def _make_reply(request: dict[str, Any], model: str, params: dict[str, Any] | None) -> Reply:
