@@ -34,6 +34,7 @@ WIRES: tuple[WireHook, ...] = (
     __import__("gateway.emulator.bedrock_wire", fromlist=["register"]).register,
     __import__("gateway.emulator.anthropic_wire", fromlist=["register"]).register,
     __import__("gateway.emulator.gemini_wire", fromlist=["register"]).register,
+    __import__("gateway.emulator.azure_wire", fromlist=["register"]).register,
 )
 
 STATE_KEY = web.AppKey("emulator_state", EmulatorState)

@@ -35,12 +35,19 @@ class OpenAIAdapter:
 
     def __init__(self, target: Target) -> None:
         self.target = target
-        self._url = target.base_url + "/chat/completions"
-        headers = {"content-type": "application/json", **target.headers}
-        if target.api_key:
-            headers["authorization"] = f"Bearer {target.api_key}"
+        self._url = self._endpoint(target)
+        headers = {"content-type": "application/json", **target.headers, **self._auth_headers(target)}
         self._headers = headers
         self._stream_headers = {**headers, "accept": "text/event-stream"}
+
+    # Hooks for OpenAI-format vendors that differ only in where and how they authenticate (Azure).
+    @staticmethod
+    def _endpoint(target: Target) -> str:
+        return target.base_url + "/chat/completions"
+
+    @staticmethod
+    def _auth_headers(target: Target) -> dict[str, str]:
+        return {"authorization": f"Bearer {target.api_key}"} if target.api_key else {}
 
     # -- request -----------------------------------------------------------------------------------------
     def build_request(self, body: Mapping[str, Any], stream: bool) -> UpstreamRequest:
@@ -74,11 +81,25 @@ class OpenAIAdapter:
         message, etype, code, param = _error_fields(data)
         if not message:
             message = excerpt(raw) if raw else f"HTTP {status}"
-        kind = classify(status, etype, code, message)
-        retry_after = retry_after_seconds(headers) if kind is ErrorKind.RATE_LIMITED else None
+        kind = self._classify(status, etype, code, message, data)
+        retry_after = self._retry_after(headers, message) if kind is ErrorKind.RATE_LIMITED else None
         return UpstreamError(
-            kind, message, status=status or None, code=code, retry_after=retry_after, body=data or None, param=param
+            kind, message, status=status or None, code=self._caller_code(code), retry_after=retry_after,
+            body=data or None, param=param,
         )
+
+    # Hooks for vendors with OpenAI's error envelope but their own codes and hints (Azure).
+    @staticmethod
+    def _classify(status: int, etype: str, code: str, message: str, data: dict[str, Any]) -> ErrorKind:
+        return classify(status, etype, code, message)
+
+    @staticmethod
+    def _retry_after(headers: Mapping[str, str], message: str) -> float | None:
+        return retry_after_seconds(headers)
+
+    @staticmethod
+    def _caller_code(code: str) -> str | None:
+        return code
 
 
 def _error_fields(data: dict[str, Any]) -> tuple[str, str, str, str | None]:
