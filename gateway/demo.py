@@ -80,6 +80,12 @@ def main() -> int:
         _wait(gw_url + "/readyz", procs[1], "gateway")
         print(f"   emulator {emu_url}   gateway {gw_url}   config config/demo.yaml\n")
 
+        import yaml
+
+        demo_cfg = yaml.safe_load((ROOT / "config/demo.yaml").read_text())
+        providers = demo_cfg["providers"]
+        vendor_of = {m: f"{providers[c['provider']]['vendor']}/{providers[c['provider']]['kind']}"
+                     for m, c in demo_cfg["models"].items()}
         auth = {"authorization": f"Bearer {DEMO_KEY}"}
         prompts = [
             ("auto", "Do a security review of this login handler: if user == 'admin' and pw == input: ok()"),
@@ -92,11 +98,12 @@ def main() -> int:
             status, headers, raw = _http("POST", gw_url + "/v1/chat/completions", body, auth)
             h = {k.lower(): v for k, v in headers.items()}
             served = h.get("x-gateway-model", "-")
+            served = f"{served} ({vendor_of.get(served, '?')})"
             attempts = h.get("x-gateway-attempts", "")
             failed = [a for a in attempts.split(",") if a and not a.endswith("=ok")]
             mark = _c("FAILOVER", "33;1") if failed else _c("ok", "32")
             kind = "stream" if stream else "      "
-            print(f"  #{i:<2} {kind} route={h.get('x-gateway-route', '-'):<16} served by {served:<11} "
+            print(f"  #{i:<2} {kind} route={h.get('x-gateway-route', '-'):<16} served by {served:<30} "
                   f"[{mark}] attempts: {attempts}   (HTTP {status})")
 
         print(_c("== 1. normal traffic: the security route's primary (fable-5) answers", "1"))
@@ -116,11 +123,17 @@ def main() -> int:
         print("   -> the first request found fable-5 withdrawn and failed over to gpt-5; later ones skip fable-5")
         print("      without calling it until failover.withdrawn_recheck (15m) has passed.")
 
-        print(_c("\n== 3. gpt-5 is rate limited too: the security route falls through to the self-hosted model", "1"))
+        print(_c("\n== 3. OpenAI's gpt-5 is rate limited too: the route falls through to Google, then self-hosted", "1"))
         _http("PUT", emu_url + "/_emulator/models/gpt-5", {"spec": "rate_limited:retry_after=20"})
         n += 1
         ask(n, "security", prompts[0][1])
-        _http("PUT", emu_url + "/_emulator/models/gpt-5", {"spec": "healthy"})
+        n += 1
+        ask(n, "security", "Find the XSS in this template.", stream=True)
+        _http("PUT", emu_url + "/_emulator/models/gemini-3-pro", {"spec": "overloaded"})
+        n += 1
+        ask(n, "security", prompts[2][1])
+        for m in ("gpt-5", "gemini-3-pro"):
+            _http("PUT", emu_url + f"/_emulator/models/{m}", {"spec": "healthy"})
 
         print(_c("\n== 4. what an SRE sees on /metrics", "1"))
         _, _, metrics = _http("GET", gw_url + "/metrics")
