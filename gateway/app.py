@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
@@ -20,11 +21,15 @@ from fastapi.responses import JSONResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from gateway.api.asgi import send_error
+from gateway.admin.api import build_admin_router
+from gateway.admin.reload import ConfigReloader
 from gateway.api.chat import ChatEndpoint, authenticate
+from gateway.api.ratelimit import RateLimiter
 from gateway.config.loader import load_config
 from gateway.errors import GatewayError
 from gateway.failover.engine import FailoverEngine
 from gateway.failover.state import MemoryStateStore
+from gateway.failover.withdrawals import WithdrawalDB, Withdrawals
 from gateway.observability.metrics import Metrics
 from gateway.runtime import Runtime, build_runtime
 from gateway.upstream import UpstreamClient
@@ -49,6 +54,15 @@ class Gateway:
         self.engine = FailoverEngine(self.state, clock, sleep)
         self.metrics = Metrics()
         self.upstream: UpstreamClient = None  # type: ignore[assignment]  # set in the lifespan
+        self.limiter = RateLimiter(clock)
+        self.withdrawals = Withdrawals(clock)
+        self.withdrawals_db: WithdrawalDB | None = None
+        state_dir = self._state_dir(runtime)
+        if state_dir is not None:
+            self.withdrawals_db = WithdrawalDB(state_dir / "withdrawals.sqlite")
+        else:
+            log.warning("no config file and no state_dir: operator withdrawals will not survive a restart")
+        self.reloader = ConfigReloader(self)
         self.runtime = runtime
         self._apply_state_config(runtime)
         self.metrics.watch_state(
@@ -56,10 +70,22 @@ class Gateway:
             self.state.available,
             lambda m: int(self.state.breaker_state(m)),
         )
+        self.metrics.watch_withdrawn(self._withdrawn)
+
+    def _state_dir(self, runtime: Runtime) -> Path | None:
+        # config ``state_dir`` > $GATEWAY_STATE_DIR (the container image sets /var/lib/gateway) > ``state/`` next to
+        # the config file. Read once, at startup.
+        configured = runtime.config.state_dir or os.environ.get("GATEWAY_STATE_DIR")
+        base = Path(self.config_path).resolve().parent if self.config_path else None
+        if configured:
+            p = Path(configured)
+            return p if p.is_absolute() or base is None else base / p
+        return base / "state" if base is not None else None
 
     def _apply_state_config(self, runtime: Runtime) -> None:
         f = runtime.config.failover
         self.state.configure(runtime.targets, f.breaker.failures, f.breaker.cooldown, f.withdrawn_recheck)
+        self.withdrawals.configure(runtime.targets, f.withdrawn_recheck)
 
     def swap(self, runtime: Runtime) -> None:
         self._apply_state_config(runtime)
@@ -68,18 +94,73 @@ class Gateway:
     async def start(self) -> None:
         if self.upstream is None:
             self.upstream = UpstreamClient()
+            if self.withdrawals_db is not None:
+                # Fail loudly: a gateway that forgot a legal withdrawal must not serve.
+                self.withdrawals.load(await asyncio.to_thread(self.withdrawals_db.init))
+                for e in self.withdrawals.withdrawals.values():
+                    log.warning("withdrawal in force: %s %s by %s: %s", e.target, e.name, e.actor, e.reason)
+            self.reloader.start()
 
     async def stop(self) -> None:
         if self.upstream is not None:
+            await self.reloader.stop()
             await self.upstream.aclose()
             self.upstream = None  # type: ignore[assignment]
+
+    def _withdrawn(self) -> list[tuple[str, str, str]]:
+        out = []
+        for name, t in self.runtime.targets.items():
+            e = self.withdrawals.check(name)
+            if e is not None:
+                out.append((name, t.provider, "drill" if e.kind == "drill" else "operator"))
+                continue
+            info = self.state.describe(name)
+            if info["state"] in ("withdrawn", "access_denied"):
+                out.append((name, t.provider, info["state"]))
+        return out
+
+    def describe(self, admin_key: str | None = None) -> dict[str, Any]:
+        """``GET /admin/state``: config version and load time, every model's state, withdrawals, drills,
+        policies and keys (names and attributes only; never a secret or a hash)."""
+        rt = self.runtime
+        now = self.clock()
+        models = {}
+        for name, t in rt.targets.items():
+            info: dict[str, Any] = {"provider": t.provider, "vendor": t.vendor, "jurisdiction": t.jurisdiction}
+            info.update(self.state.describe(name))
+            e = self.withdrawals.check(name)
+            if e is not None:
+                info["state"] = "drill" if e.kind == "drill" else "withdrawn_by_operator"
+                info[e.kind] = e.public(now)
+            models[name] = info
+        keys = None
+        if rt.keys is not None:
+            keys = [{"name": c.name, "attributes": dict(c.attributes),
+                     "routes": None if c.routes is None else sorted(c.routes), "rate_limit_per_minute": c.rate_limit,
+                     "denied_models": {m: d.policy for m, d in sorted(c.denials.items())}}
+                    for c in rt.keys.values()]
+        r = self.reloader
+        return {
+            "config": {"version": rt.version, "path": self.config_path,
+                       "loaded_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(rt.loaded_at)),
+                       "last_reload": r.last.public() if r.last else None, "reloads": dict(r.counts)},
+            "models": models,
+            "withdrawals": [e.public(now) for e in self.withdrawals.withdrawals.values()],
+            "drills": [e.public(now) for e in self.withdrawals.drills.values()],
+            "policies": [p.describe() for p in rt.policies],
+            "routes": {n: {"models": list(rt_.models), "on_refusal": rt_.on_refusal,
+                           "refusal_fallbacks": list(rt_.refusal_fallbacks)} for n, rt_ in rt.routes.items()},
+            "keys": keys,
+            "state_db": str(self.withdrawals_db.path) if self.withdrawals_db else None,
+            "you": admin_key,
+        }
 
     def ready(self) -> tuple[bool, dict[str, Any]]:
         rt = self.runtime
         routes = {}
         ok = True
         for name, route in rt.routes.items():
-            usable = [m for m in route.models if self.state.available(m)]
+            usable = [m for m in route.models if self.state.available(m) and self.withdrawals.check(m) is None]
             routes[name] = {"usable": usable, "ready": bool(usable)}
             ok = ok and bool(usable)
         return ok, {"config_version": rt.version, "routes": routes}
@@ -125,6 +206,8 @@ def build_api(gw: Gateway) -> FastAPI:
     async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
         log.exception("unexpected error on %s %s", request.method, request.url.path)
         return _error_response(GatewayError(500, "Internal gateway error; see the gateway log.", code="internal"))
+
+    app.include_router(build_admin_router(gw))
 
     @app.get("/healthz")
     async def healthz() -> dict[str, str]:

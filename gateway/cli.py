@@ -7,7 +7,9 @@ import hashlib
 import os
 import secrets
 import sys
+import json
 from collections.abc import Sequence
+from typing import Any
 
 from gateway.errors import ConfigError
 
@@ -79,11 +81,30 @@ def cmd_emulate(args: argparse.Namespace) -> int:
 
 def cmd_keys(args: argparse.Namespace) -> int:
     if args.keys_cmd == "new":
-        key = "gw-" + secrets.token_urlsafe(32)
+        prefix = "gwa-" if args.admin else "gw-"
+        key = prefix + secrets.token_urlsafe(32)
         digest = hashlib.sha256(key.encode()).hexdigest()
-        print(f"key (shown once, give it to the caller): {key}")
-        print("add to keys: in the config:")
-        print(f"  - {{name: {args.name}, sha256: {digest}}}")
+        entry: dict[str, Any] = {"name": args.name, "sha256": digest}
+        if not args.admin:
+            attrs = {}
+            for item in args.attr or []:
+                k, sep, v = item.partition("=")
+                if not sep or not k:
+                    print(f"gateway keys new: --attr expects KEY=VALUE, got {item!r}", file=sys.stderr)
+                    return 2
+                attrs[k] = v
+            if attrs:
+                entry["attributes"] = attrs
+            if args.routes:
+                entry["routes"] = args.routes.split(",")
+            if args.models:
+                entry["models"] = args.models.split(",")
+            if args.rate_limit:
+                entry["rate_limit"] = args.rate_limit
+        line = json.dumps(entry, separators=(", ", ": "))
+        print(f"key (shown once, give it to the {'admin' if args.admin else 'caller'}): {key}")
+        print(f"add to {'admin_keys' if args.admin else 'keys'}: in the config:")
+        print(f"  - {line}")
         return 0
     data = sys.stdin.readline().strip() if args.key == "-" else args.key
     print(hashlib.sha256(data.encode()).hexdigest())
@@ -121,10 +142,133 @@ def build_parser() -> argparse.ArgumentParser:
     ksub = k.add_subparsers(dest="keys_cmd", required=True)
     kn = ksub.add_parser("new", help="make a new random key and print its config line")
     kn.add_argument("name")
+    kn.add_argument("--attr", action="append", metavar="KEY=VALUE", help="caller attribute, e.g. jurisdiction=US")
+    kn.add_argument("--routes", help="comma-separated routes this key may use (default: all)")
+    kn.add_argument("--models", help="comma-separated models that may serve this key (default: all)")
+    kn.add_argument("--rate-limit", type=int, help="requests per minute")
+    kn.add_argument("--admin", action="store_true", help="make an admin key (for admin_keys:)")
     kh = ksub.add_parser("hash", help="print the sha256 of a key ('-' reads stdin)")
     kh.add_argument("key")
     k.set_defaults(func=cmd_keys)
+
+    a = sub.add_parser("admin", help="operate a running gateway: withdraw, reinstate, drill, state, reload")
+    a.add_argument("--url", default=os.environ.get("GATEWAY_URL", "http://127.0.0.1:8080"),
+                   help="gateway base URL (env GATEWAY_URL)")
+    a.add_argument("--admin-key", default=os.environ.get("GATEWAY_ADMIN_KEY"),
+                   help="admin key (env GATEWAY_ADMIN_KEY; prefer the variable: arguments show in ps)")
+    asub = a.add_subparsers(dest="admin_cmd", required=True)
+    aw = asub.add_parser("withdraw", help="take a model/provider/vendor out of all traffic now")
+    aw.add_argument("target", choices=["model", "provider", "vendor"])
+    aw.add_argument("name")
+    aw.add_argument("--reason", required=True)
+    aw.add_argument("--reference", default="", help="e.g. the legal document")
+    aw.add_argument("--actor", help="who (default: the admin key's name)")
+    aw.add_argument("--contact", choices=["never", "recheck"], default="never")
+    ar = asub.add_parser("reinstate", help="end a withdrawal")
+    ar.add_argument("target", choices=["model", "provider", "vendor"])
+    ar.add_argument("name")
+    ar.add_argument("--actor")
+    ad = asub.add_parser("drill", help="rehearse a withdrawal for a while")
+    ad.add_argument("target", choices=["model", "provider", "vendor"])
+    ad.add_argument("name")
+    ad.add_argument("--duration", required=True, help="e.g. 10m")
+    ad.add_argument("--reason", default="failover drill")
+    ad.add_argument("--actor")
+    asub.add_parser("state", help="show config version, model states, withdrawals, drills, policies")
+    asub.add_parser("reload", help="reload the config file now")
+    a.set_defaults(func=cmd_admin)
     return p
+
+
+def _admin_request(args: argparse.Namespace, method: str, path: str, body: Any = None) -> tuple[int, Any]:
+    import urllib.error
+    import urllib.request
+
+    data = None if body is None else json.dumps(body).encode()
+    req = urllib.request.Request(args.url.rstrip("/") + path, data=data, method=method,
+                                 headers={"authorization": f"Bearer {args.admin_key}",
+                                          "content-type": "application/json"})
+    try:
+        with urllib.request.urlopen(req, timeout=15) as r:  # noqa: S310 - operator-given URL
+            return r.status, json.loads(r.read() or b"null")
+    except urllib.error.HTTPError as e:
+        try:
+            return e.code, json.loads(e.read() or b"null")
+        except ValueError:
+            return e.code, {"error": {"message": e.reason}}
+
+
+def _print_state(st: dict[str, Any]) -> None:
+    c = st["config"]
+    print(f"config {c['version']} loaded {c['loaded_at']} from {c['path']}")
+    lr = c.get("last_reload")
+    if lr:
+        print(f"last reload: {lr['result']} ({lr['trigger']}, {lr['at']})")
+        for e in lr.get("errors") or ():
+            print(f"  {e}")
+    print("\nmodels:")
+    for name, m in st["models"].items():
+        extra = ""
+        if "withdrawal" in m:
+            w = m["withdrawal"]
+            extra = f"  by {w['actor']} at {w['created_at']}: {w['reason']} [{w['reference']}] contact={w['contact']}"
+        elif "drill" in m:
+            extra = f"  DRILL until {m['drill']['until']} ({m['drill']['remaining_s']}s left) by {m['drill']['actor']}"
+        elif m.get("until_in_s") is not None:
+            extra = f"  for {m['until_in_s']}s"
+        print(f"  {name:<24} {m['provider']:<14} {m['state']:<22} breaker={m['breaker']}{extra}")
+    print("\npolicies:" if st["policies"] else "\npolicies: none")
+    for p in st["policies"]:
+        cond = "".join(f" {k}={p[k]}" for k in ("when", "unless") if k in p)
+        print(f"  {p['name']}: deny {', '.join(p['denied_models'])}{cond} - {p['reason']}")
+
+
+def cmd_admin(args: argparse.Namespace) -> int:
+    if not args.admin_key:
+        print("gateway admin: no admin key (use --admin-key or GATEWAY_ADMIN_KEY)", file=sys.stderr)
+        return 2
+    cmd = args.admin_cmd
+    if cmd == "withdraw":
+        body = {"target": args.target, "name": args.name, "reason": args.reason, "reference": args.reference,
+                "contact": args.contact}
+        if args.actor:
+            body["actor"] = args.actor
+        status, data = _admin_request(args, "POST", "/admin/withdrawals", body)
+    elif cmd == "reinstate":
+        import urllib.parse
+
+        q = f"?actor={urllib.parse.quote(args.actor)}" if args.actor else ""
+        path = f"/admin/withdrawals/{urllib.parse.quote(args.target)}/{urllib.parse.quote(args.name, safe='')}{q}"
+        status, data = _admin_request(args, "DELETE", path)
+    elif cmd == "drill":
+        body = {"target": args.target, "name": args.name, "duration": args.duration, "reason": args.reason}
+        if args.actor:
+            body["actor"] = args.actor
+        status, data = _admin_request(args, "POST", "/admin/drills", body)
+    elif cmd == "reload":
+        status, data = _admin_request(args, "POST", "/admin/reload")
+    else:
+        status, data = _admin_request(args, "GET", "/admin/state")
+    if status >= 400:
+        err = (data or {}).get("error") or {}
+        print(f"gateway admin {cmd}: HTTP {status}: {err.get('message', data)}", file=sys.stderr)
+        return 1
+    if cmd == "state":
+        _print_state(data)
+    elif cmd == "withdraw":
+        w = data["withdrawal"]
+        print(f"withdrawn: {w['target']} {w['name']} -> models {', '.join(data['models'])} (contact={w['contact']}, "
+              f"by {w['actor']} at {w['created_at']})")
+    elif cmd == "reinstate":
+        print(f"reinstated: {args.target} {args.name} -> models {', '.join(data['models']) or '(none configured)'}")
+    elif cmd == "drill":
+        d = data["drill"]
+        print(f"drill: {d['target']} {d['name']} out of traffic until {d['until']} "
+              f"(models {', '.join(data['models'])})")
+    else:
+        r = data["reload"]
+        print(f"reload: {r['result']}, running version {r['version']}")
+    return 0
 
 
 def main(argv: Sequence[str] | None = None) -> int:

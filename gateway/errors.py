@@ -51,8 +51,10 @@ class UpstreamError(Exception):
         retry_after: float | None = None,
         body: dict[str, Any] | None = None,
         param: str | None = None,
+        answer: Any = None,
     ) -> None:
         super().__init__(message)
+        self.answer = answer  # a refusal that arrived as a complete answer (200 + content_filter): returnable
         self.kind = kind
         self.message = message
         self.status = status

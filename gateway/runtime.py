@@ -14,6 +14,7 @@ from typing import Any
 from gateway.config.model import GatewayConfig
 from gateway.providers import adapter_class
 from gateway.providers.base import Target
+from gateway.routing.policy import Caller, CompiledPolicy, build_caller, compile_policies
 
 # Whether a provider kind accepts an assistant message as the last turn (used for stream continuation).
 PREFILL_DEFAULTS = {"openai": False, "anthropic": True, "bedrock": True, "gemini": False, "azure-openai": False}
@@ -26,6 +27,8 @@ class Route:
     aliases: tuple[str, ...]
     patterns: tuple[re.Pattern[str], ...]
     description: str = ""
+    on_refusal: str = "return"  # return | failover
+    refusal_fallbacks: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -36,9 +39,12 @@ class Runtime:
     routes: dict[str, Route]
     names: dict[str, Route]  # route names and aliases -> route
     primary_of: dict[str, Route]  # model name -> the route whose primary it is (first such route)
-    keys: dict[str, str] | None  # sha256 hex -> key name; None = authentication disabled
+    keys: dict[str, Caller] | None  # sha256 hex -> caller; None = authentication disabled
     version: str
     loaded_at: float = field(default_factory=time.time)
+    policies: tuple[CompiledPolicy, ...] = ()
+    anonymous: Caller = Caller(None)  # the caller when authentication is disabled
+    admin_keys: dict[str, str] = field(default_factory=dict)  # sha256 hex -> admin key name
 
     @property
     def default_route(self) -> Route | None:
@@ -73,17 +79,23 @@ def build_runtime(config: GatewayConfig, source_text: str | bytes = b"") -> Runt
     names: dict[str, Route] = {}
     primary_of: dict[str, Route] = {}
     for rname, r in config.routes.items():
-        route = Route(rname, tuple(r.models), tuple(r.aliases), tuple(re.compile(x) for x in r.match), r.description)
+        route = Route(rname, tuple(r.models), tuple(r.aliases), tuple(re.compile(x) for x in r.match), r.description,
+                      r.on_refusal, tuple(r.refusal_fallbacks))
         routes[rname] = route
         names[rname] = route
         for alias in r.aliases:
             names[alias] = route
         primary_of.setdefault(r.models[0], route)
-    keys = None if config.keys is None else {k.sha256: k.name for k in config.keys}
+    policies = compile_policies(config.policies, targets)
+    keys = None if config.keys is None else {
+        k.sha256: build_caller(k, policies, names, targets) for k in config.keys}
+    anonymous = build_caller(None, policies, names, targets)
+    admin_keys = {k.sha256: k.name for k in config.admin_keys}
     if isinstance(source_text, str):
         source_text = source_text.encode()
     version = hashlib.sha256(source_text or config.model_dump_json().encode()).hexdigest()[:12]
-    return Runtime(config, targets, adapters, routes, names, primary_of, keys, version)
+    return Runtime(config, targets, adapters, routes, names, primary_of, keys, version, policies=policies,
+                   anonymous=anonymous, admin_keys=admin_keys)
 
 
 _COMMON_PROVIDER_FIELDS = {"kind", "base_url", "api_key", "vendor", "jurisdiction", "headers", "timeouts"}

@@ -29,6 +29,7 @@ from gateway.errors import ErrorKind, GatewayError, UpstreamError
 from gateway.failover.attempts import Attempt, header_value
 from gateway.failover.engine import RunContext
 from gateway.observability.redact import redact
+from gateway.routing.policy import KEY_ROUTES_POLICY, Caller, check_route
 from gateway.routing.select import RouteChoice, select_route
 from gateway.runtime import Runtime
 from gateway.upstream import Timeouts
@@ -47,6 +48,9 @@ class Committed:
     decoder: Any
     rest: AsyncIterator[bytes]
     first: list[dict[str, Any]]
+
+    async def aclose(self) -> None:
+        await self.stack.aclose()
 
 
 def has_content(chunk: Mapping[str, Any]) -> bool:
@@ -97,8 +101,11 @@ class ChatEndpoint:
         if rid is None or not _RID.match(rid):
             rid = os.urandom(12).hex()
         base: Headers = [(b"x-request-id", rid.encode())]
+        choice = None
         try:
-            authenticate(scope, runtime)
+            caller = authenticate(scope, runtime)
+            if caller.rate_limit is not None:
+                gw.limiter.check(caller.name or "", caller.rate_limit)
             raw = await read_body(receive, runtime.config.limits.max_body_bytes, header(scope, b"content-length"))
             try:
                 body = orjson.loads(raw)
@@ -107,14 +114,21 @@ class ChatEndpoint:
                                    code="invalid_json") from None
             validate_chat(body)
             choice = select_route(runtime, body.get("model"), header(scope, b"x-gateway-route"), body["messages"])
+            check_route(caller, choice.route.name)
         except GatewayError as e:
-            gw.metrics.requests.labels("none", str(e.status)).inc()
+            route_label = choice.route.name if choice is not None else "none"
+            if e.code == "route_not_allowed":
+                gw.metrics.policy_denials.labels(KEY_ROUTES_POLICY, route_label).inc()
+            gw.metrics.requests.labels(route_label, str(e.status)).inc()
             await send_error(send, e, base)
             return
         except ConnectionAbortedError:
             return
         watch = _Disconnect(receive)
-        ctx = RunContext(route=choice.route.name, deadline=start + runtime.config.failover.timeouts.total)
+        route = choice.route
+        ctx = RunContext(route=route.name, deadline=start + runtime.config.failover.timeouts.total,
+                         precheck=_precheck(caller, gw.withdrawals), on_refusal=route.on_refusal,
+                         refusal_fallbacks=route.refusal_fallbacks)
         status = 200
         try:
             if body.get("stream"):
@@ -141,7 +155,10 @@ class ChatEndpoint:
             raw = await upstream.send(adapter.build_request(body, False), t)
             if raw.status >= 300:
                 raise adapter.classify_error(raw.status, raw.headers, raw.body)
-            return adapter.parse_response(raw.body)
+            result = adapter.parse_response(raw.body)
+            if _refused(result.get("choices")):
+                raise _refusal(result)
+            return result
 
         try:
             result = await self.gw.engine.run(ctx, choice.chain, runtime.adapters, runtime.config.failover, call,
@@ -163,6 +180,12 @@ class ChatEndpoint:
         cfg = runtime.config.failover.timeouts
 
         async def call(adapter: Any, t: Timeouts) -> Committed:
+            committed = await open_stream(adapter, t)
+            if any(_refused(c.get("choices")) for c in committed.first):
+                raise _refusal(committed)  # still open: returned as is (on_refusal: return) or closed by the engine
+            return committed
+
+        async def open_stream(adapter: Any, t: Timeouts) -> Committed:
             stack = contextlib.AsyncExitStack()
             try:
                 rs = await stack.enter_async_context(gw.upstream.open_stream(adapter.build_request(body, True), t))
@@ -258,19 +281,55 @@ class _Framer:
         return b"".join(parts)
 
 
-def authenticate(scope: dict[str, Any], runtime: Runtime) -> str | None:
-    """Return the caller's key name (None when authentication is disabled). Keys are compared by sha256."""
+def _refused(choices: Any) -> bool:
+    """A provider refusal that arrived as an answer: finish_reason ``content_filter`` (from any provider)."""
+    if not choices:
+        return False
+    for c in choices:
+        if c.get("finish_reason") == "content_filter":
+            return True
+    return False
+
+
+def _refusal(answer: Any) -> UpstreamError:
+    return UpstreamError(ErrorKind.POLICY_BLOCKED, "the provider refused: finish_reason content_filter", status=200,
+                         code="content_filter", answer=answer)
+
+
+def _precheck(caller: Caller, withdrawals: Any) -> Any:
+    """The engine's pre-call skip hook for this request: caller policy first, then operator withdrawals/drills.
+    None (no hook at all) when neither can apply, which is the common case."""
+    denials = caller.denials
+    if not denials and not withdrawals.blocks:
+        return None
+    check = withdrawals.check
+
+    def precheck(model: str) -> tuple[str, str] | None:
+        d = denials.get(model)
+        if d is not None:
+            return d.outcome, d.reason
+        e = check(model)
+        if e is not None:
+            return e.outcome, e.reason
+        return None
+
+    return precheck
+
+
+def authenticate(scope: dict[str, Any], runtime: Runtime) -> Caller:
+    """Return the caller (key name, attributes, precomputed policy denials); ``runtime.anonymous`` when
+    authentication is disabled. Keys are compared by sha256."""
     keys = runtime.keys
     if keys is None:
-        return None
+        return runtime.anonymous
     auth = header(scope, b"authorization")
     if not auth or not auth[:7].lower() == "bearer ":
         raise GatewayError(401, "Missing API key: send 'Authorization: Bearer <gateway key>'.",
                            code="missing_api_key")
-    name = keys.get(hashlib.sha256(auth[7:].strip().encode()).hexdigest())
-    if name is None:
+    caller = keys.get(hashlib.sha256(auth[7:].strip().encode()).hexdigest())
+    if caller is None:
         raise GatewayError(401, "Incorrect API key provided.", code="invalid_api_key")
-    return name
+    return caller
 
 
 def _routed_headers(base: Headers, choice: RouteChoice, ctx: RunContext) -> Headers:

@@ -103,6 +103,7 @@ def parse_config(data: Any, source: str = "<config>", env: Mapping[str, str] | N
         errors.extend(_pydantic_errors(e))
         raise ConfigError([f"{source}: {p}: {m}" for p, m in errors]) from None
     _check_references(cfg, errors)
+    _check_policies(cfg, providers, errors)
     if errors:
         raise ConfigError([f"{source}: {p}: {m}" for p, m in errors])
     return cfg.model_copy(update={"providers": providers})
@@ -163,12 +164,57 @@ def _check_references(cfg: GatewayConfig, errors: list[tuple[str, str]]) -> None
             names[alias] = path
     if cfg.default_route is not None and cfg.default_route not in cfg.routes:
         errors.append(("default_route", f"unknown route {cfg.default_route!r}"))
+    for rname, route in cfg.routes.items():
+        if route.refusal_fallbacks and route.on_refusal != "failover":
+            errors.append((f"routes.{rname}.refusal_fallbacks", "only used with on_refusal: failover"))
+        for i, m in enumerate(route.refusal_fallbacks):
+            if m not in cfg.models:
+                errors.append((f"routes.{rname}.refusal_fallbacks[{i}]", f"unknown model {m!r}"))
+    client_hashes: set[str] = set()
     if cfg.keys:
         seen_keys: set[str] = set()
         for i, key in enumerate(cfg.keys):
             if key.name in seen_keys:
                 errors.append((f"keys[{i}].name", f"duplicate key name {key.name!r}"))
             seen_keys.add(key.name)
+            if key.sha256 in client_hashes:
+                errors.append((f"keys[{i}].sha256", "the same key is listed twice"))
+            client_hashes.add(key.sha256)
+            for j, r in enumerate(key.routes or ()):
+                if r not in names:
+                    errors.append((f"keys[{i}].routes[{j}]", f"unknown route or alias {r!r}"))
+            for j, m in enumerate(key.models or ()):
+                if m not in cfg.models:
+                    errors.append((f"keys[{i}].models[{j}]", f"unknown model {m!r}"))
+    seen_admin: set[str] = set()
+    for i, key in enumerate(cfg.admin_keys):
+        if key.name in seen_admin:
+            errors.append((f"admin_keys[{i}].name", f"duplicate admin key name {key.name!r}"))
+        seen_admin.add(key.name)
+        if key.sha256 in client_hashes:
+            errors.append((f"admin_keys[{i}].sha256", "an admin key must not also be a client key"))
+
+
+def _check_policies(cfg: GatewayConfig, providers: dict[str, ProviderBase], errors: list[tuple[str, str]]) -> None:
+    """Every name a policy denies must exist: a typo would otherwise silently deny nothing."""
+    known = {
+        "models": set(cfg.models),
+        "providers": set(cfg.providers),
+        "vendors": {p.vendor for p in providers.values()},
+        "jurisdictions": {p.jurisdiction for p in providers.values()},
+    }
+    seen: set[str] = set()
+    for i, pol in enumerate(cfg.policies):
+        if pol.name in seen:
+            errors.append((f"policies[{i}].name", f"duplicate policy name {pol.name!r}"))
+        seen.add(pol.name)
+        for field, known_names in known.items():
+            singular = field[:-1]
+            for j, value in enumerate(getattr(pol.deny, field)):
+                if value not in known_names:
+                    listing = ", ".join(sorted(known_names)) or "none"
+                    errors.append((f"policies[{i}].deny.{field}[{j}]",
+                                   f"unknown {singular} {value!r} (known: {listing})"))
 
 
 def load_config(path: str | Path, env: Mapping[str, str] | None = None) -> GatewayConfig:
@@ -178,6 +224,17 @@ def load_config(path: str | Path, env: Mapping[str, str] | None = None) -> Gatew
         text = Path(path).read_text(encoding="utf-8")
     except OSError as e:
         raise ConfigError([f"{source}: cannot read: {e.strerror or e}"]) from None
+    return load_config_text(text, source, env)
+
+
+def load_config_text(text: str | bytes, source: str = "<config>",
+                     env: Mapping[str, str] | None = None) -> GatewayConfig:
+    """Parse and validate YAML text (a reload reads the file once and keeps the bytes for the version)."""
+    if isinstance(text, bytes):
+        try:
+            text = text.decode("utf-8")
+        except UnicodeDecodeError as e:
+            raise ConfigError([f"{source}: not UTF-8 text: {e}"]) from None
     try:
         data = yaml.load(text, Loader=_UniqueKeyLoader)  # noqa: S506 - SafeLoader subclass
     except yaml.YAMLError as e:

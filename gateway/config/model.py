@@ -127,11 +127,25 @@ class ModelConfig(_Strict):
     prefill: bool | None = None
 
 
+class SingleVendorOk(_Strict):
+    """A route's declared exception to ``gateway check --strict`` (no fallback from another vendor/jurisdiction):
+    who owns that risk and why it is accepted."""
+
+    owner: str = Field(min_length=1)
+    reason: str = Field(min_length=1)
+
+
 class RouteConfig(_Strict):
     models: list[str] = Field(min_length=1)
     aliases: list[str] = Field(default_factory=list)
     match: list[str] = Field(default_factory=list)
     description: str = ""
+    # What a provider refusal / safety block (policy_blocked, or a 200 with finish_reason content_filter) does:
+    # ``return`` it to the caller as a direct call would (default), or ``failover`` to the next model (or to
+    # ``refusal_fallbacks`` when set). Either way it is counted and recorded on the attempt list.
+    on_refusal: Literal["return", "failover"] = "return"
+    refusal_fallbacks: list[str] = Field(default_factory=list)
+    single_vendor_ok: SingleVendorOk | None = None  # waives the strict check's vendor/jurisdiction diversity rule
 
 
 class Backoff(_Strict):
@@ -152,20 +166,112 @@ class FailoverConfig(_Strict):
     timeouts: Timeouts = Timeouts()
 
 
+_NAME = r"[A-Za-z0-9][A-Za-z0-9._:\-]{0,127}"
+
+
+def _sha256_hex(v: str) -> str:
+    if not re.fullmatch(r"[0-9a-fA-F]{64}", v):
+        raise ValueError("must be the 64-hex-digit sha256 of the key (see `gateway keys hash`)")
+    return v.lower()
+
+
+def _str_list(v: object) -> object:
+    """``jurisdiction: US`` is accepted as ``jurisdiction: [US]``."""
+    return [v] if isinstance(v, (str, int, float)) and not isinstance(v, bool) else v
+
+
 class KeyConfig(_Strict):
+    """A gateway (client) key: who the caller is, what it may use, how fast."""
+
+    name: str = Field(min_length=1)
+    sha256: str
+    # Free-form caller attributes that policies test, e.g. {team: appsec, jurisdiction: US, site: berlin}.
+    attributes: dict[str, str] = Field(default_factory=dict)
+    routes: list[str] | None = None  # route names or aliases this key may use; None = all
+    models: list[str] | None = None  # models that may serve this key; None = all
+    rate_limit: int | None = Field(default=None, gt=0)  # requests per minute; 429 with Retry-After beyond it
+
+    @field_validator("sha256")
+    @classmethod
+    def _hex(cls, v: str) -> str:
+        return _sha256_hex(v)
+
+    @field_validator("attributes", mode="before")
+    @classmethod
+    def _attrs(cls, v: object) -> object:
+        if isinstance(v, dict):
+            return {k: str(x) if isinstance(x, (int, float)) and not isinstance(x, bool) else x for k, x in v.items()}
+        return v
+
+
+class AdminKeyConfig(_Strict):
+    """A key for the ``/admin/`` API. Never valid for ``/v1/``; client keys are never valid here."""
+
     name: str = Field(min_length=1)
     sha256: str
 
     @field_validator("sha256")
     @classmethod
     def _hex(cls, v: str) -> str:
-        if not re.fullmatch(r"[0-9a-fA-F]{64}", v):
-            raise ValueError("must be the 64-hex-digit sha256 of the key (see `gateway keys hash`)")
-        return v.lower()
+        return _sha256_hex(v)
+
+
+class PolicyDeny(_Strict):
+    models: list[str] = Field(default_factory=list)
+    providers: list[str] = Field(default_factory=list)
+    vendors: list[str] = Field(default_factory=list)
+    jurisdictions: list[str] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _not_empty(self) -> PolicyDeny:
+        if not (self.models or self.providers or self.vendors or self.jurisdictions):
+            raise ValueError("deny must name at least one of models, providers, vendors, jurisdictions")
+        return self
+
+
+Condition = dict[str, list[str]]
+
+
+class PolicyConfig(_Strict):
+    """Deny models to callers. Applies to a caller when every attribute in ``when`` matches (absent = all
+    callers) and not every attribute in ``unless`` matches. A caller lacking an attribute does not match it."""
+
+    name: str = Field(pattern=f"^{_NAME}$")
+    deny: PolicyDeny
+    when: Condition | None = None
+    unless: Condition | None = None
+    reason: str = Field(min_length=1)
+
+    @field_validator("when", "unless", mode="before")
+    @classmethod
+    def _cond(cls, v: object) -> object:
+        if not isinstance(v, dict):
+            return v
+        out = {}
+        for k, x in v.items():
+            x = _str_list(x)
+            out[k] = [str(i) for i in x] if isinstance(x, list) else x
+        return out
+
+
+class ReloadConfig(_Strict):
+    watch: bool = True  # reload when the config file changes
+    debounce: Duration = 0.3
 
 
 class Limits(_Strict):
     max_body_bytes: int = Field(default=4 * 1024 * 1024, gt=0)
+
+
+class AuditConfig(_Strict):
+    """The audit log: one record per request (never prompt or completion text; ``store_prompt_hash`` opts in to a
+    sha256 of the prompt). ``path`` is relative to the config file's directory."""
+
+    enabled: bool = True
+    path: str = "var/audit.sqlite"
+    retention: Duration = 30 * 86400.0
+    queue_size: int = Field(default=10000, gt=0)
+    store_prompt_hash: bool = False
 
 
 class GatewayConfig(_Strict):
@@ -175,4 +281,11 @@ class GatewayConfig(_Strict):
     default_route: str | None = None
     failover: FailoverConfig = FailoverConfig()
     keys: list[KeyConfig] | None = None
+    admin_keys: list[AdminKeyConfig] = Field(default_factory=list)
+    policies: list[PolicyConfig] = Field(default_factory=list)
     limits: Limits = Limits()
+    # Where operator withdrawals (SQLite, ``withdrawals.sqlite``) live. Relative paths are relative to the config
+    # file's directory; default ``state/`` next to the config file. Read at startup only.
+    state_dir: str | None = None
+    reload: ReloadConfig = ReloadConfig()
+    audit: AuditConfig = AuditConfig()

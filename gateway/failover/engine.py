@@ -16,7 +16,7 @@ from gateway.config.model import FailoverConfig
 from gateway.errors import ErrorKind, GatewayError, UpstreamError
 from gateway.failover.attempts import Attempt, exhausted_error
 from gateway.failover.state import StateStore
-from gateway.failover.table import DECISIONS
+from gateway.failover.table import decide
 from gateway.observability.redact import redact
 from gateway.upstream import Timeouts
 
@@ -32,6 +32,11 @@ class RunContext:
     deadline: float
     attempts: list[Attempt] = field(default_factory=list)
     served: str | None = None
+    # The generic pre-call skip hook: model name -> None (may be called) or an outcome ("denied:<policy>",
+    # "skipped:<why>") and a message; evaluated for every candidate before the state store is consulted.
+    precheck: Callable[[str], tuple[str, str] | None] | None = None
+    on_refusal: str = "return"  # the route's override of the policy_blocked decision
+    refusal_fallbacks: tuple[str, ...] = ()
 
 
 def _is_transient(exc: BaseException) -> bool:
@@ -63,9 +68,19 @@ class FailoverEngine:
         """Return the first successful ``call`` result; raise ``GatewayError`` when none succeeded or when a
         failure must go back to the caller (bad_request, policy_blocked)."""
         larger_than = 0
-        for name in chain:
+        queue = list(chain)
+        precheck = ctx.precheck
+        i = 0
+        while i < len(queue):
+            name = queue[i]
+            i += 1
             adapter = adapters[name]
             target = adapter.target
+            if precheck is not None:
+                hit = precheck(name)
+                if hit is not None:
+                    ctx.attempts.append(Attempt(name, target.provider, target.vendor, hit[0], message=hit[1]))
+                    continue
             if target.context_window <= larger_than:
                 ctx.attempts.append(Attempt(name, target.provider, target.vendor, "skipped:context_window"))
                 continue
@@ -76,9 +91,16 @@ class FailoverEngine:
             try:
                 result = await self._try_model(ctx, adapter, cfg, call, timeouts)
             except UpstreamError as e:
-                decision = DECISIONS[e.kind]
+                decision = decide(e.kind, ctx.on_refusal)
                 if not decision.fail_over:
+                    if e.answer is not None:  # a refusal that is a complete answer (200, content_filter)
+                        ctx.served = name
+                        return e.answer
                     raise _caller_error(e) from e
+                await _discard(e.answer)
+                if e.kind is ErrorKind.POLICY_BLOCKED and ctx.refusal_fallbacks:
+                    tried = set(queue[:i])
+                    queue = queue[:i] + [m for m in ctx.refusal_fallbacks if m not in tried and m in adapters]
                 if decision.larger_context_only:
                     larger_than = max(larger_than, target.context_window)
                 continue
@@ -150,6 +172,13 @@ class FailoverEngine:
         ctx.attempts.append(Attempt(target.name, target.provider, target.vendor, "ok", 200, self.clock() - t0))
         self.state.record_success(target.name)
         return result
+
+
+async def _discard(answer: Any) -> None:
+    """Release an answer that will not be used (an open stream holds a connection)."""
+    close = getattr(answer, "aclose", None)
+    if close is not None:
+        await close()
 
 
 def _caller_error(e: UpstreamError) -> GatewayError:

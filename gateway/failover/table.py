@@ -36,3 +36,12 @@ DECISIONS: dict[ErrorKind, Decision] = {
     ErrorKind.POLICY_BLOCKED: Decision(retry_same=False, fail_over=False, mark=Mark.NONE),
     ErrorKind.BAD_REQUEST: Decision(retry_same=False, fail_over=False, mark=Mark.NONE),
 }
+
+# The per-route refusal override: ``on_refusal: failover`` turns policy_blocked into "try the next model".
+REFUSAL_FAILOVER = Decision(retry_same=False, fail_over=True, mark=Mark.NONE)
+
+
+def decide(kind: ErrorKind, on_refusal: str = "return") -> Decision:
+    if kind is ErrorKind.POLICY_BLOCKED and on_refusal == "failover":
+        return REFUSAL_FAILOVER
+    return DECISIONS[kind]

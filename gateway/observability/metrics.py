@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.core import GaugeMetricFamily
 
 from gateway.failover.attempts import Attempt
@@ -25,6 +25,14 @@ MODEL_AVAILABLE = "gateway_model_available"
 BREAKER_STATE = "gateway_breaker_state"
 FALLBACK_DEPTH = "gateway_route_fallback_depth"
 STREAM_MALFORMED_TOTAL = "gateway_stream_malformed_events_total"
+REFUSALS_TOTAL = "gateway_refusals_total"
+POLICY_DENIALS_TOTAL = "gateway_policy_denials_total"
+CONFIG_RELOADS_TOTAL = "gateway_config_reloads_total"
+MODEL_WITHDRAWN = "gateway_model_withdrawn"
+ROUTES_WITHOUT_HEALTHY_FALLBACK = "gateway_routes_without_healthy_fallback"
+ROUTE_MODEL_INFO = "gateway_route_model_info"
+AUDIT_QUEUE_DEPTH = "gateway_audit_queue_depth"
+AUDIT_DROPPED_TOTAL = "gateway_audit_dropped_total"
 
 _LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120)
 _DEPTH_BUCKETS = (0, 1, 2, 3, 4, 5, 8)
@@ -50,7 +58,28 @@ class Metrics:
                                ["route"], buckets=_DEPTH_BUCKETS, registry=r)
         self.malformed = Counter(STREAM_MALFORMED_TOTAL, "Undecodable upstream stream events that were skipped.",
                                  ["model"], registry=r)
+        self.refusals = Counter(REFUSALS_TOTAL, "Provider refusals / safety blocks, by what the route did with them "
+                                "(action: return | failover).", ["route", "model", "action"], registry=r)
+        self.policy_denials = Counter(POLICY_DENIALS_TOTAL, "Candidates skipped (or requests refused) because a "
+                                      "gateway policy denies them to the caller.", ["policy", "route"], registry=r)
+        self.reloads = Counter(CONFIG_RELOADS_TOTAL, "Config reloads by result (ok | error).", ["result"],
+                               registry=r)
+        self.audit_queue_depth = Gauge(AUDIT_QUEUE_DEPTH, "Audit records waiting to be written.", registry=r)
+        self.audit_dropped = Counter(AUDIT_DROPPED_TOTAL, "Audit records lost (queue full or write failed).",
+                                     registry=r)
         self._children: dict[tuple, Any] = {}
+
+    def watch_routes(self, routes: Callable[[], Sequence[tuple[str, Sequence[str]]]],
+                     usable: Callable[[str], bool]) -> None:
+        """Register the scrape-time collector for ``gateway_routes_without_healthy_fallback`` (routes with at most
+        one model usable now) and ``gateway_route_model_info{route,model,position}`` (the chains, for joins in
+        alert rules). ``routes``: (route name, chain) pairs; ``usable``: model -> may be called now."""
+        self.registry.register(_RouteCollector(routes, usable))
+
+    def watch_withdrawn(self, withdrawn: Callable[[], Sequence[tuple[str, str, str]]]) -> None:
+        """Register the scrape-time collector for ``gateway_model_withdrawn{model,provider,reason}`` (1 per model
+        out of traffic; reason: operator | drill | withdrawn | access_denied)."""
+        self.registry.register(_WithdrawnCollector(withdrawn))
 
     def watch_state(self, models: Callable[[], Sequence[tuple[str, str]]], available: Callable[[str], bool],
                     breaker: Callable[[str], int]) -> None:
@@ -71,10 +100,16 @@ class Metrics:
         child = self.child
         child(self.requests, route, str(status)).inc()
         prev: Attempt | None = None
-        for a in attempts:
+        last = len(attempts) - 1
+        for i, a in enumerate(attempts):
             if a.contacted:
                 child(self.attempts, route, a.model, a.provider, a.outcome).inc()
                 child(self.latency, a.model).observe(a.latency)
+                if a.outcome == "policy_blocked":
+                    moved_on = i < last and attempts[i + 1].model != a.model
+                    child(self.refusals, route, a.model, "failover" if moved_on else "return").inc()
+            elif a.outcome.startswith("denied:"):
+                child(self.policy_denials, a.outcome[len("denied:"):], route).inc()
             if prev is not None and prev.model != a.model and prev.outcome != "ok":
                 child(self.failovers, route, prev.model, a.model, _reason(prev.outcome)).inc()
             prev = a
@@ -111,3 +146,45 @@ class _StateCollector:
             brk.add_metric([model], float(self._breaker(model)))
         yield avail
         yield brk
+
+
+class _WithdrawnCollector:
+    def __init__(self, withdrawn: Callable[[], Sequence[tuple[str, str, str]]]) -> None:
+        self._withdrawn = withdrawn
+
+    def describe(self) -> list:
+        return []
+
+    def collect(self) -> Any:
+        g = GaugeMetricFamily(MODEL_WITHDRAWN, "1 for each model out of traffic, by reason "
+                              "(operator | drill | withdrawn | access_denied).", labels=["model", "provider", "reason"])
+        for model, provider, reason in self._withdrawn():
+            g.add_metric([model, provider, reason], 1.0)
+        yield g
+
+
+class _RouteCollector:
+    def __init__(self, routes: Callable[[], Sequence[tuple[str, Sequence[str]]]],
+                 usable: Callable[[str], bool]) -> None:
+        self._routes, self._usable = routes, usable
+
+    def describe(self) -> list:
+        return []
+
+    def collect(self) -> Any:
+        without = GaugeMetricFamily(ROUTES_WITHOUT_HEALTHY_FALLBACK, "Routes with at most one model usable now "
+                                    "(no healthy fallback left).")
+        info = GaugeMetricFamily(ROUTE_MODEL_INFO, "1 for each model in each route's chain (position 0 = primary).",
+                                 labels=["route", "model", "position"])
+        count = 0
+        for route, chain in self._routes():
+            usable = 0
+            for i, model in enumerate(chain):
+                info.add_metric([route, model, str(i)], 1.0)
+                if usable < 2 and self._usable(model):
+                    usable += 1
+            if usable < 2:
+                count += 1
+        without.add_metric([], float(count))
+        yield without
+        yield info

@@ -1,0 +1,143 @@
+"""Hot reload of the config file: on change (watchfiles), on SIGHUP, and on ``POST /admin/reload``.
+
+A reload reads the file once, validates it fully and builds a new ``Runtime`` off the event loop, then swaps
+it whole (``Gateway.swap``). Requests in flight keep the snapshot they started with. An invalid file is
+rejected: the running config stays, the error (with its dotted path) is logged, counted in
+``gateway_config_reloads_total{result="error"}`` and shown in ``/admin/state``. Reloads are serialised.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from gateway.config.loader import load_config_text
+from gateway.errors import ConfigError
+from gateway.runtime import Runtime, build_runtime
+
+if TYPE_CHECKING:
+    from gateway.app import Gateway
+
+log = logging.getLogger("gateway.reload")
+
+
+@dataclass(slots=True)
+class ReloadResult:
+    result: str  # ok | unchanged | error
+    trigger: str
+    at: float
+    version: str  # the version running after this reload
+    errors: list[str] = field(default_factory=list)
+
+    def public(self) -> dict[str, Any]:
+        return {"result": self.result, "trigger": self.trigger,
+                "at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(self.at)), "version": self.version,
+                "errors": list(self.errors)}
+
+
+def _build(path: Path) -> Runtime:
+    try:
+        text = path.read_bytes()
+    except OSError as e:
+        raise ConfigError([f"{path}: cannot read: {e.strerror or e}"]) from None
+    config = load_config_text(text, str(path))
+    try:
+        return build_runtime(config, text)
+    except Exception as e:  # an adapter that cannot be built (e.g. a missing optional dependency)
+        raise ConfigError([f"{path}: cannot build the runtime: {type(e).__name__}: {e}"]) from None
+
+
+class ConfigReloader:
+    def __init__(self, gw: Gateway) -> None:
+        self.gw = gw
+        self.last: ReloadResult | None = None
+        self.counts = {"ok": 0, "error": 0}
+        self._lock = asyncio.Lock()
+        self._tasks: set[asyncio.Task] = set()
+        self._stop: asyncio.Event | None = None
+        self._sighup = False
+
+    async def reload(self, trigger: str) -> ReloadResult:
+        gw = self.gw
+        if not gw.config_path:
+            raise ConfigError(["the gateway was not started from a config file; nothing to reload"])
+        async with self._lock:
+            old = gw.runtime
+            try:
+                runtime = await asyncio.to_thread(_build, Path(gw.config_path))
+            except ConfigError as e:
+                res = ReloadResult("error", trigger, time.time(), old.version, list(e.errors))
+                self.counts["error"] += 1
+                gw.metrics.reloads.labels("error").inc()
+                log.error("config reload (%s) rejected; still running version %s:\n%s", trigger, old.version, e)
+            else:
+                changed = runtime.version != old.version
+                if changed:
+                    gw.swap(runtime)
+                    if runtime.config.state_dir != old.config.state_dir:
+                        log.warning("config reload: state_dir changed; it takes effect at the next restart")
+                res = ReloadResult("ok" if changed else "unchanged", trigger, time.time(), runtime.version)
+                self.counts["ok"] += 1
+                gw.metrics.reloads.labels("ok").inc()
+                log.info("config reload (%s): %s, version %s", trigger, res.result, runtime.version)
+            self.last = res
+            return res
+
+    # -- triggers ----------------------------------------------------------------------------------------
+    def start(self) -> None:
+        gw = self.gw
+        if not gw.config_path:
+            return
+        loop = asyncio.get_running_loop()
+        if threading.current_thread() is threading.main_thread() and hasattr(signal, "SIGHUP"):
+            try:
+                loop.add_signal_handler(signal.SIGHUP, self._spawn, "SIGHUP")
+                self._sighup = True
+            except (NotImplementedError, RuntimeError):  # pragma: no cover - platform without signals
+                pass
+        rc = gw.runtime.config.reload
+        if rc.watch:
+            self._stop = asyncio.Event()
+            self._keep(loop.create_task(self._watch(Path(gw.config_path), rc.debounce), name="config-watcher"))
+
+    async def stop(self) -> None:
+        if self._sighup:
+            asyncio.get_running_loop().remove_signal_handler(signal.SIGHUP)
+            self._sighup = False
+        if self._stop is not None:
+            self._stop.set()
+        for t in list(self._tasks):
+            t.cancel()
+        if self._tasks:
+            await asyncio.wait(list(self._tasks), timeout=2)
+
+    def _spawn(self, trigger: str) -> None:
+        self._keep(asyncio.get_running_loop().create_task(self.reload(trigger)))
+
+    def _keep(self, task: asyncio.Task) -> None:
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _watch(self, path: Path, debounce: float) -> None:
+        import watchfiles
+
+        target = path.resolve()
+
+        def only_config(change: Any, p: str) -> bool:
+            return Path(p).resolve() == target
+
+        try:
+            async for _ in watchfiles.awatch(target.parent, watch_filter=only_config,
+                                             debounce=max(1, int(debounce * 1000)), step=20,
+                                             stop_event=self._stop, rust_timeout=500, recursive=False):
+                await self.reload("file change")
+        except asyncio.CancelledError:
+            raise
+        except Exception:  # the watcher must never take the gateway down
+            log.exception("config file watcher stopped; reload with SIGHUP or POST /admin/reload")

@@ -1,0 +1,211 @@
+"""Operator withdrawals (the kill switch) and drills: state with who/when/why.
+
+A withdrawal names a target (``model``, ``provider`` or ``vendor``) and takes every configured model it covers
+out of all traffic at once. ``contact: never`` (the default) means the gateway sends those models no request
+at all (no probes, no half-open tries) until an operator reinstates them; ``contact: recheck`` lets them back
+into rotation after the config's ``failover.withdrawn_recheck`` time, where the usual upstream detection takes
+over. Withdrawals persist in SQLite (``WithdrawalDB``); drills (rehearsals) live in memory, end by themselves
+and are recorded in the same database's event log.
+
+The hot path never touches the database: it reads ``Withdrawals.blocks`` (model -> entry), a dict rebuilt
+whenever withdrawals change or the config is swapped. Blocking DB calls run in a worker thread.
+"""
+
+from __future__ import annotations
+
+import logging
+import sqlite3
+import threading
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+log = logging.getLogger("gateway.withdrawals")
+
+TARGET_KINDS = ("model", "provider", "vendor")
+_TARGET_ATTR = {"model": "name", "provider": "provider", "vendor": "vendor"}  # -> providers.base.Target field
+
+
+@dataclass(slots=True)
+class Entry:
+    kind: str  # "withdrawal" | "drill"
+    target: str  # model | provider | vendor
+    name: str
+    reason: str = ""
+    reference: str = ""
+    actor: str = ""
+    admin_key: str = ""
+    contact: str = "never"  # never | recheck (withdrawals); drills always skip without contact
+    created_at: float = 0.0  # wall clock (for people)
+    until: float | None = None  # gateway clock; None = until reinstated
+    until_wall: float | None = None
+
+    @property
+    def key(self) -> tuple[str, str]:
+        return (self.target, self.name)
+
+    @property
+    def outcome(self) -> str:
+        return "skipped:drill" if self.kind == "drill" else "skipped:withdrawn_by_operator"
+
+    def public(self, now: float) -> dict[str, Any]:
+        d = asdict(self)
+        d.pop("until")
+        d["created_at"] = _iso(self.created_at)
+        d["until"] = _iso(self.until_wall) if self.until_wall else None
+        d["remaining_s"] = None if self.until is None else round(max(0.0, self.until - now), 3)
+        return d
+
+
+def _iso(t: float | None) -> str | None:
+    if t is None:
+        return None
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(t))
+
+
+class WithdrawalDB:
+    """SQLite (WAL) persistence: current withdrawals plus an append-only event log. Each call opens its own
+    short-lived connection, so it is safe from any thread; call it via ``asyncio.to_thread``."""
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+        self._lock = threading.Lock()
+
+    def _connect(self) -> sqlite3.Connection:
+        conn = sqlite3.connect(self.path, timeout=5)
+        conn.execute("PRAGMA journal_mode=WAL")
+        conn.execute("PRAGMA synchronous=NORMAL")
+        return conn
+
+    def init(self) -> list[Entry]:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        with self._lock, self._connect() as conn:
+            conn.execute("""CREATE TABLE IF NOT EXISTS withdrawals (
+                target TEXT NOT NULL, name TEXT NOT NULL, reason TEXT, reference TEXT, actor TEXT, admin_key TEXT,
+                contact TEXT NOT NULL, created_at REAL NOT NULL, PRIMARY KEY (target, name))""")
+            conn.execute("""CREATE TABLE IF NOT EXISTS events (
+                id INTEGER PRIMARY KEY AUTOINCREMENT, at REAL NOT NULL, action TEXT NOT NULL, target TEXT,
+                name TEXT, actor TEXT, admin_key TEXT, reason TEXT, reference TEXT, detail TEXT)""")
+            rows = conn.execute("SELECT target, name, reason, reference, actor, admin_key, contact, created_at "
+                                "FROM withdrawals").fetchall()
+        return [Entry("withdrawal", *r) for r in rows]
+
+    def put(self, e: Entry) -> None:
+        with self._lock, self._connect() as conn:
+            conn.execute("INSERT OR REPLACE INTO withdrawals VALUES (?,?,?,?,?,?,?,?)",
+                         (e.target, e.name, e.reason, e.reference, e.actor, e.admin_key, e.contact, e.created_at))
+            self._event(conn, "withdraw", e)
+
+    def delete(self, e: Entry, actor: str, admin_key: str) -> None:
+        with self._lock, self._connect() as conn:
+            conn.execute("DELETE FROM withdrawals WHERE target=? AND name=?", (e.target, e.name))
+            self._event(conn, "reinstate", e, actor=actor, admin_key=admin_key)
+
+    def event(self, action: str, e: Entry, detail: str = "") -> None:
+        with self._lock, self._connect() as conn:
+            self._event(conn, action, e, detail=detail)
+
+    def events(self, limit: int = 50) -> list[dict[str, Any]]:
+        with self._lock, self._connect() as conn:
+            rows = conn.execute("SELECT at, action, target, name, actor, admin_key, reason, reference, detail "
+                                "FROM events ORDER BY id DESC LIMIT ?", (limit,)).fetchall()
+        cols = ("at", "action", "target", "name", "actor", "admin_key", "reason", "reference", "detail")
+        return [dict(zip(cols, (_iso(r[0]), *r[1:]), strict=True)) for r in rows]
+
+    @staticmethod
+    def _event(conn: sqlite3.Connection, action: str, e: Entry, *, actor: str | None = None,
+               admin_key: str | None = None, detail: str = "") -> None:
+        conn.execute("INSERT INTO events (at, action, target, name, actor, admin_key, reason, reference, detail) "
+                     "VALUES (?,?,?,?,?,?,?,?,?)",
+                     (time.time(), action, e.target, e.name, actor if actor is not None else e.actor,
+                      admin_key if admin_key is not None else e.admin_key, e.reason, e.reference, detail))
+
+
+class Withdrawals:
+    """The in-memory view. Mutated only on the event loop (admin API, startup); read by the hot path."""
+
+    def __init__(self, clock: Callable[[], float], wall: Callable[[], float] = time.time) -> None:
+        self.clock = clock
+        self.wall = wall
+        self.withdrawals: dict[tuple[str, str], Entry] = {}
+        self.drills: dict[tuple[str, str], Entry] = {}
+        self.blocks: dict[str, Entry] = {}  # model -> the entry that takes it out of traffic (hot path reads this)
+        self._targets: Mapping[str, Any] = {}
+        self._recheck = 900.0
+
+    # -- queries -----------------------------------------------------------------------------------------
+    def check(self, model: str) -> Entry | None:
+        """The hot-path lookup: the entry that blocks this model now, or None."""
+        e = self.blocks.get(model)
+        if e is None:
+            return None
+        if e.until is not None and self.clock() >= e.until:
+            return None  # a drill or recheck window that has ended; ``expire`` tidies up
+        return e
+
+    def covers(self, e: Entry, target: Any) -> bool:
+        return getattr(target, _TARGET_ATTR[e.target]) == e.name
+
+    def matching(self, target_kind: str, name: str) -> list[str]:
+        attr = _TARGET_ATTR[target_kind]
+        return sorted(m for m, t in self._targets.items() if getattr(t, attr) == name)
+
+    # -- changes -----------------------------------------------------------------------------------------
+    def configure(self, targets: Mapping[str, Any], recheck: float) -> None:
+        """A (new) config snapshot: re-resolve targets; withdrawals of names that vanished stay listed."""
+        self._targets = targets
+        self._recheck = recheck
+        self._rebuild()
+
+    def load(self, entries: list[Entry]) -> None:
+        now_wall, now = self.wall(), self.clock()
+        for e in entries:
+            if e.contact == "recheck":
+                e.until_wall = e.created_at + self._recheck
+                e.until = now + (e.until_wall - now_wall)
+            self.withdrawals[e.key] = e
+        self._rebuild()
+
+    def add(self, e: Entry, duration: float | None = None) -> Entry:
+        e.created_at = self.wall()
+        if e.kind == "drill":
+            assert duration is not None
+            e.until, e.until_wall = self.clock() + duration, e.created_at + duration
+            self.drills[e.key] = e
+        else:
+            if e.contact == "recheck":
+                e.until, e.until_wall = self.clock() + self._recheck, e.created_at + self._recheck
+            self.withdrawals[e.key] = e
+        self._rebuild()
+        return e
+
+    def remove(self, kind: str, target: str, name: str) -> Entry | None:
+        table = self.drills if kind == "drill" else self.withdrawals
+        e = table.pop((target, name), None)
+        self._rebuild()
+        return e
+
+    def expire(self) -> list[Entry]:
+        """Drop drills whose time is up (they end by themselves); return them for logging."""
+        now = self.clock()
+        ended = [e for e in self.drills.values() if e.until is not None and now >= e.until]
+        for e in ended:
+            del self.drills[e.key]
+        if ended:
+            self._rebuild()
+        return ended
+
+    def _rebuild(self) -> None:
+        blocks: dict[str, Entry] = {}
+        # Withdrawals first: a drill on an already withdrawn model must not hide the real withdrawal.
+        for table in (self.withdrawals, self.drills):
+            for e in table.values():
+                for m, t in self._targets.items():
+                    if m not in blocks and self.covers(e, t):
+                        blocks[m] = e
+        self.blocks = blocks  # swapped whole: a concurrent reader sees the old or the new dict
+
+    def model_state(self, model: str) -> Entry | None:
+        return self.check(model)
