@@ -11,7 +11,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from gateway.config.model import GatewayConfig
+from gateway.config.model import GatewayConfig, Timeouts
 from gateway.providers import adapter_class
 from gateway.providers.base import Target
 from gateway.routing.policy import Caller, CompiledPolicy, build_caller, compile_policies
@@ -29,6 +29,8 @@ class Route:
     description: str = ""
     on_refusal: str = "return"  # return | failover
     refusal_fallbacks: tuple[str, ...] = ()
+    on_stream_cut: str = "continue"  # continue | error
+    timeouts: Timeouts | None = None  # failover.timeouts with this route's overrides applied
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,8 +81,11 @@ def build_runtime(config: GatewayConfig, source_text: str | bytes = b"") -> Runt
     names: dict[str, Route] = {}
     primary_of: dict[str, Route] = {}
     for rname, r in config.routes.items():
+        timeouts = config.failover.timeouts
+        if r.timeouts is not None:
+            timeouts = timeouts.model_copy(update=r.timeouts.model_dump(exclude_none=True))
         route = Route(rname, tuple(r.models), tuple(r.aliases), tuple(re.compile(x) for x in r.match), r.description,
-                      r.on_refusal, tuple(r.refusal_fallbacks))
+                      r.on_refusal, tuple(r.refusal_fallbacks), r.on_stream_cut, timeouts)
         routes[rname] = route
         names[rname] = route
         for alias in r.aliases:

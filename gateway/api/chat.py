@@ -13,22 +13,19 @@ A client that disconnects cancels the request, which closes the upstream connect
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import hashlib
 import os
 import re
-from collections.abc import AsyncIterator, Mapping
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import orjson
 
-from gateway.api.asgi import JSON_CT, SSE_HEADERS, Headers, header, read_body, send_bytes, send_error
+from gateway.api.asgi import JSON_CT, Headers, header, read_body, send_bytes, send_error
+from gateway.api.streaming import StreamRelay, refusal, refused
 from gateway.api.validate import validate_chat
-from gateway.errors import ErrorKind, GatewayError, UpstreamError
-from gateway.failover.attempts import Attempt, header_value
+from gateway.errors import GatewayError
+from gateway.failover.attempts import header_value
 from gateway.failover.engine import RunContext
-from gateway.observability.redact import redact
 from gateway.routing.policy import KEY_ROUTES_POLICY, Caller, check_route
 from gateway.routing.select import RouteChoice, select_route
 from gateway.runtime import Runtime
@@ -38,30 +35,6 @@ if TYPE_CHECKING:
     from gateway.app import Gateway
 
 _RID = re.compile(r"^[A-Za-z0-9._\-]{1,128}$")
-
-
-@dataclass(slots=True)
-class Committed:
-    """An upstream stream that has produced its first content; owned by the endpoint from here on."""
-
-    stack: contextlib.AsyncExitStack
-    decoder: Any
-    rest: AsyncIterator[bytes]
-    first: list[dict[str, Any]]
-
-    async def aclose(self) -> None:
-        await self.stack.aclose()
-
-
-def has_content(chunk: Mapping[str, Any]) -> bool:
-    """True for a chunk that commits a stream: text, a tool call, a refusal, a finish reason, or usage."""
-    for choice in chunk.get("choices") or ():
-        if choice.get("finish_reason"):
-            return True
-        delta = choice.get("delta") or {}
-        if delta.get("content") or delta.get("tool_calls") or delta.get("refusal"):
-            return True
-    return bool(chunk.get("usage")) and not chunk.get("choices")
 
 
 class _Disconnect:
@@ -156,8 +129,8 @@ class ChatEndpoint:
             if raw.status >= 300:
                 raise adapter.classify_error(raw.status, raw.headers, raw.body)
             result = adapter.parse_response(raw.body)
-            if _refused(result.get("choices")):
-                raise _refusal(result)
+            if refused(result.get("choices")):
+                raise refusal(result)
             return result
 
         try:
@@ -176,124 +149,9 @@ class ChatEndpoint:
     # -- streaming ---------------------------------------------------------------------------------------
     async def _stream(self, runtime: Runtime, body: dict[str, Any], choice: RouteChoice, ctx: RunContext,
                       base: Headers, send: Any, start: float, rid: str, watch: _Disconnect) -> int:
-        gw = self.gw
-        cfg = runtime.config.failover.timeouts
-
-        async def call(adapter: Any, t: Timeouts) -> Committed:
-            committed = await open_stream(adapter, t)
-            if any(_refused(c.get("choices")) for c in committed.first):
-                raise _refusal(committed)  # still open: returned as is (on_refusal: return) or closed by the engine
-            return committed
-
-        async def open_stream(adapter: Any, t: Timeouts) -> Committed:
-            stack = contextlib.AsyncExitStack()
-            try:
-                rs = await stack.enter_async_context(gw.upstream.open_stream(adapter.build_request(body, True), t))
-                if rs.status >= 300:
-                    raise adapter.classify_error(rs.status, rs.headers, await rs.read())
-                decoder = adapter.stream_decoder(body)
-                rest = rs.chunks()
-                first: list[dict[str, Any]] = []
-                limit = min(cfg.first_token, t.total)
-                try:
-                    async with asyncio.timeout(limit):
-                        while True:
-                            data = await anext(rest, None)
-                            if data is None:
-                                first.extend(decoder.close())
-                                break
-                            got = decoder.feed(data)
-                            first.extend(got)
-                            if any(has_content(c) for c in got):
-                                break
-                except TimeoutError:
-                    raise UpstreamError(ErrorKind.TRANSIENT, f"no first token within {limit:g}s",
-                                        code="first_token_timeout") from None
-                return Committed(stack, decoder, rest, first)
-            except BaseException:
-                await stack.aclose()
-                raise
-
-        try:
-            committed = await gw.engine.run(ctx, choice.chain, runtime.adapters, runtime.config.failover, call, cfg)
-        except GatewayError as e:
-            watch.close()
-            await send_error(send, e, _routed_headers(base, choice, ctx))
-            return e.status
-
-        served = ctx.served
-        target = runtime.targets[served] if served else None
-        resp_id = "chatcmpl-" + rid
-        frame = _Framer(resp_id, served or "")
-        try:
-            await send({"type": "http.response.start", "status": 200,
-                        "headers": [*SSE_HEADERS, *_routed_headers(base, choice, ctx)]})
-            out = frame(committed.first)
-            if out:
-                await send({"type": "http.response.body", "body": out, "more_body": True})
-                if served:
-                    gw.metrics.ttft.labels(served).observe(gw.clock() - start)
-            decoder = committed.decoder
-            try:
-                async for data in committed.rest:
-                    out = frame(decoder.feed(data))
-                    if out:
-                        await send({"type": "http.response.body", "body": out, "more_body": True})
-                out = frame(decoder.close())
-            except UpstreamError as e:
-                if target is not None:
-                    ctx.attempts.append(Attempt(target.name, target.provider, target.vendor, e.kind.value, e.status,
-                                                message=redact(e.message)))
-                    gw.state.record_failure(target.name, e.kind, e.retry_after, e.message)
-                err = GatewayError(502, f"upstream stream from {served} failed after it started: {redact(e.message)}",
-                                   type="upstream_error", code="stream_interrupted")
-                watch.close()
-                await send({"type": "http.response.body", "body": b"data: " + err.body_bytes() + b"\n\n",
-                            "more_body": False})
-                return 502
-            finally:
-                if served and decoder.malformed:
-                    gw.metrics.malformed.labels(served).inc(decoder.malformed)
-            watch.close()
-            await send({"type": "http.response.body", "body": out + b"data: [DONE]\n\n", "more_body": False})
-            return 200
-        finally:
-            await committed.stack.aclose()
-
-
-class _Framer:
-    """OpenAI SSE framing with the gateway's id and the serving model's name on every chunk."""
-
-    __slots__ = ("resp_id", "model")
-
-    def __init__(self, resp_id: str, model: str) -> None:
-        self.resp_id = resp_id
-        self.model = model
-
-    def __call__(self, chunks: list[dict[str, Any]]) -> bytes:
-        if not chunks:
-            return b""
-        parts = []
-        for c in chunks:
-            c["id"] = self.resp_id
-            c["model"] = self.model
-            parts.append(b"data: " + orjson.dumps(c) + b"\n\n")
-        return b"".join(parts)
-
-
-def _refused(choices: Any) -> bool:
-    """A provider refusal that arrived as an answer: finish_reason ``content_filter`` (from any provider)."""
-    if not choices:
-        return False
-    for c in choices:
-        if c.get("finish_reason") == "content_filter":
-            return True
-    return False
-
-
-def _refusal(answer: Any) -> UpstreamError:
-    return UpstreamError(ErrorKind.POLICY_BLOCKED, "the provider refused: finish_reason content_filter", status=200,
-                         code="content_filter", answer=answer)
+        relay = StreamRelay(self.gw, runtime, body, choice, ctx, send, "chatcmpl-" + rid, start)
+        outcome = await relay.run(lambda: _routed_headers(base, choice, ctx), watch)
+        return outcome.status
 
 
 def _precheck(caller: Caller, withdrawals: Any) -> Any:

@@ -127,6 +127,14 @@ class ModelConfig(_Strict):
     prefill: bool | None = None
 
 
+class RouteTimeouts(_Strict):
+    """Per-route overrides of ``failover.timeouts`` (unset fields keep the global value)."""
+
+    first_token: Duration | None = None
+    idle: Duration | None = None
+    total: Duration | None = None
+
+
 class SingleVendorOk(_Strict):
     """A route's declared exception to ``gateway check --strict`` (no fallback from another vendor/jurisdiction):
     who owns that risk and why it is accepted."""
@@ -146,6 +154,10 @@ class RouteConfig(_Strict):
     on_refusal: Literal["return", "failover"] = "return"
     refusal_fallbacks: list[str] = Field(default_factory=list)
     single_vendor_ok: SingleVendorOk | None = None  # waives the strict check's vendor/jurisdiction diversity rule
+    # A committed stream that is cut (drop, in-band error, stall, undecodable bytes, end without end marker):
+    # ``continue`` the same answer on the next model of the chain, or end it with an in-band ``error`` event.
+    on_stream_cut: Literal["continue", "error"] = "continue"
+    timeouts: RouteTimeouts | None = None  # per-route overrides of failover.timeouts
 
 
 class Backoff(_Strict):

@@ -37,10 +37,16 @@ class RunContext:
     precheck: Callable[[str], tuple[str, str] | None] | None = None
     on_refusal: str = "return"  # the route's override of the policy_blocked decision
     refusal_fallbacks: tuple[str, ...] = ()
+    continuation: bool = False  # continuing a cut stream: a rejected continuation request moves on
+
+
+# Transient failures that say "this model is slow", not "this model hiccuped": retrying the same model would
+# only spend the caller's time again, so they move straight to the next model.
+NOT_RETRIED = frozenset({"first_token_timeout", "stream_stall"})
 
 
 def _is_transient(exc: BaseException) -> bool:
-    return isinstance(exc, UpstreamError) and exc.kind is ErrorKind.TRANSIENT
+    return isinstance(exc, UpstreamError) and exc.kind is ErrorKind.TRANSIENT and exc.code not in NOT_RETRIED
 
 
 class FailoverEngine:
@@ -91,7 +97,7 @@ class FailoverEngine:
             try:
                 result = await self._try_model(ctx, adapter, cfg, call, timeouts)
             except UpstreamError as e:
-                decision = decide(e.kind, ctx.on_refusal)
+                decision = decide(e.kind, ctx.on_refusal, ctx.continuation)
                 if not decision.fail_over:
                     if e.answer is not None:  # a refusal that is a complete answer (200, content_filter)
                         ctx.served = name
@@ -115,7 +121,7 @@ class FailoverEngine:
         try:
             return await self._attempt(ctx, adapter, call, timeouts)
         except UpstreamError as e:
-            if e.kind is not ErrorKind.TRANSIENT or cfg.retries == 0:
+            if not _is_transient(e) or cfg.retries == 0:
                 raise
         deadline = ctx.deadline
 

@@ -41,7 +41,14 @@ DECISIONS: dict[ErrorKind, Decision] = {
 REFUSAL_FAILOVER = Decision(retry_same=False, fail_over=True, mark=Mark.NONE)
 
 
-def decide(kind: ErrorKind, on_refusal: str = "return") -> Decision:
+# While continuing a cut stream, a model that rejects the continuation request (e.g. it refuses a prefill) is
+# no reason to give up: the next model may accept it. The caller's original request was already accepted.
+CONTINUATION_REJECTED = Decision(retry_same=False, fail_over=True, mark=Mark.NONE)
+
+
+def decide(kind: ErrorKind, on_refusal: str = "return", continuation: bool = False) -> Decision:
     if kind is ErrorKind.POLICY_BLOCKED and on_refusal == "failover":
         return REFUSAL_FAILOVER
+    if continuation and kind in (ErrorKind.BAD_REQUEST, ErrorKind.POLICY_BLOCKED):
+        return CONTINUATION_REJECTED
     return DECISIONS[kind]

@@ -209,8 +209,11 @@ def test_stream_headers_show_the_failover(emu, make_gateway):
 
 
 def test_stream_cut_after_commit_ends_with_error_not_done(emu, make_gateway, client_for):
+    # With continuation off (on_stream_cut: error) or nothing left to continue on, a cut is an error event.
     emu.set("fable-5", "stream_cut:after=3")
-    gw = make_gateway(base_config(emu.url))
+    cfg = base_config(emu.url)
+    cfg["routes"]["security-review"]["on_stream_cut"] = "error"
+    gw = make_gateway(cfg)
     stream = client_for(gw).chat.completions.create(model="security", messages=MSG, stream=True)
     got = []
     with pytest.raises(openai.APIError) as ei:

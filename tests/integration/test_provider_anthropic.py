@@ -124,8 +124,18 @@ def test_streaming_in_band_error_before_content_fails_over(emu, client):
     assert text.startswith("Hello from gpt-5")
 
 
-def test_streaming_cut_after_content_is_an_error_not_a_short_answer(emu, client):
+def test_streaming_cut_after_content_is_continued_by_the_other_vendor(emu, client):
+    emu.set("claude-sonnet-emu", "stream_cut:after=2,words=9")
+    emu.set("gpt-5", "healthy:words=9")
+    chunks = list(client.chat.completions.create(model="claude-first", messages=MSG, stream=True))
+    text = "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
+    assert " ".join(text.split()) == "w1 w2 w3 w4 w5 w6 w7 w8 w9"
+    assert [c.model for c in chunks][0] == "claude" and chunks[-1].model == "gpt-5"
+
+
+def test_streaming_cut_with_nothing_left_to_continue_on_is_an_error(emu, client):
     emu.set("claude-sonnet-emu", "stream_cut:after=2")
+    emu.set("gpt-5", "withdrawn")
     stream = client.chat.completions.create(model="claude-first", messages=MSG, stream=True)
     with pytest.raises(openai.APIError):
         for _ in stream:

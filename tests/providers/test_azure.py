@@ -229,7 +229,7 @@ def test_stream_text_skips_prompt_filter_preamble(step):
 
 
 def test_preamble_alone_is_not_content():
-    from gateway.api.chat import has_content
+    from gateway.api.streaming import has_content
 
     dec = A.stream_decoder({})
     assert dec.feed(PREAMBLE.encode()) == []
