@@ -58,6 +58,92 @@ def cmd_check(args: argparse.Namespace) -> int:
         print(str(e), file=sys.stderr)
         return 1
     print(f"{args.file}: OK ({len(cfg.providers)} providers, {len(cfg.models)} models, {len(cfg.routes)} routes)")
+    if getattr(args, "strict", False):
+        from gateway.reports.strict import report
+
+        passed, text = report(cfg, args.file)
+        print(text, file=sys.stdout if passed else sys.stderr)
+        return 0 if passed else 1
+    return 0
+
+
+def _report_config(args: argparse.Namespace) -> Any:
+    from gateway.reports.common import load_runtime
+
+    return load_runtime(args.config)
+
+
+def cmd_audit(args: argparse.Namespace) -> int:
+    from gateway.reports import dependency
+    from gateway.reports.common import audit_rows, parse_window
+
+    try:
+        if args.diff:
+            from gateway.reports import diff
+            from gateway.reports.common import load_runtime
+
+            old, new = (load_runtime(f) for f in args.diff)
+            print(diff.render(diff.diff(old, new), args.format), end="")
+            return 0
+        rt = _report_config(args)
+        window = parse_window(args.window)
+        rows, db = audit_rows(rt, args.config, args.db, window)
+    except (ConfigError, ValueError, OSError) as e:
+        print(f"gateway audit: {e}", file=sys.stderr)
+        return 2
+    print(dependency.render(dependency.build(rt, rows, window, db), args.format), end="")
+    return 0
+
+
+def cmd_whatif(args: argparse.Namespace) -> int:
+    from gateway.reports import whatif
+    from gateway.reports.common import audit_rows, parse_window
+
+    try:
+        rt = _report_config(args)
+        specs = whatif.parse_specs(args.withdraw)
+        caller = dict(whatif.parse_specs(args.for_caller, "--for-caller")) if args.for_caller else None
+        rows, _ = audit_rows(rt, args.config, args.db, parse_window(args.window))
+        res = whatif.simulate(rt, specs, rows, caller=caller, key_name=args.key)
+    except (ConfigError, ValueError, OSError) as e:
+        print(f"gateway whatif: {e}", file=sys.stderr)
+        return 2
+    print(whatif.render(res, args.format), end="")
+    return 1 if res["broken_routes"] else 0
+
+
+def cmd_explain(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from gateway.reports import explain
+
+    try:
+        rt = _report_config(args)
+        if args.request:
+            request = json.loads(Path(args.request).read_text(encoding="utf-8"))
+        else:
+            request = {"messages": [{"role": "user", "content": args.prompt or ""}]}
+        if args.model:
+            request["model"] = args.model
+        headers = {"x-gateway-route": args.route} if args.route else None
+        if args.url:
+            if not args.admin_key:
+                print("gateway explain: --url needs an admin key (GATEWAY_ADMIN_KEY)", file=sys.stderr)
+                return 2
+            status, data = _admin_request(args, "GET", "/admin/state")
+            if status >= 400:
+                print(f"gateway explain: {args.url}/admin/state: HTTP {status}", file=sys.stderr)
+                return 2
+            state = data["models"]
+        else:
+            base = Path(args.config).resolve().parent
+            sd = Path(rt.config.state_dir) if rt.config.state_dir else Path("state")
+            state = explain.withdrawals_state(rt, (sd if sd.is_absolute() else base / sd) / "withdrawals.sqlite3")
+        res = explain.explain(rt, request, key_name=args.key_name, headers=headers, state=state)
+    except (ConfigError, ValueError, OSError) as e:
+        print(f"gateway explain: {e}", file=sys.stderr)
+        return 2
+    print(explain.render(res, args.format), end="")
     return 0
 
 
@@ -127,7 +213,44 @@ def build_parser() -> argparse.ArgumentParser:
 
     c = sub.add_parser("check", help="validate a config file")
     c.add_argument("file")
+    c.add_argument("--strict", action="store_true",
+                   help="also fail when a route has no fallback from another vendor or another jurisdiction "
+                        "(unless it declares single_vendor_ok)")
     c.set_defaults(func=cmd_check)
+
+    default_config = os.environ.get(CONFIG_ENV, "config/gateway.yaml")
+    formats = ["table", "markdown", "json"]
+    au = sub.add_parser("audit", help="dependency report: routes, vendors, jurisdictions, traffic from the audit log")
+    au.add_argument("--config", default=default_config, help=f"config file (env {CONFIG_ENV})")
+    au.add_argument("--db", help="audit database (default: the config's audit.path)")
+    au.add_argument("--window", default="30d", help="traffic window, e.g. 7d, 24h (default 30d)")
+    au.add_argument("--format", choices=formats, default="table")
+    au.add_argument("--diff", nargs=2, metavar=("OLD", "NEW"), help="dependency diff between two config files")
+    au.set_defaults(func=cmd_audit)
+
+    w = sub.add_parser("whatif", help="what breaks if a vendor/model/provider/jurisdiction is withdrawn")
+    w.add_argument("--withdraw", action="extend", nargs="+", required=True, metavar="KIND=NAME",
+                   help="vendor=Anthropic, model=..., provider=..., jurisdiction=... (several allowed)")
+    w.add_argument("--for-caller", action="extend", nargs="+", metavar="ATTR=VALUE",
+                   help="apply the config's policies for a caller with these attributes, e.g. jurisdiction=DE")
+    w.add_argument("--key", help="apply the policies (and models: restriction) of this configured key")
+    w.add_argument("--config", default=default_config, help=f"config file (env {CONFIG_ENV})")
+    w.add_argument("--db", help="audit database (default: the config's audit.path)")
+    w.add_argument("--window", default="30d", help="traffic window (default 30d)")
+    w.add_argument("--format", choices=formats, default="table")
+    w.set_defaults(func=cmd_whatif)
+
+    x = sub.add_parser("explain", help="which route and models a request would use, and why")
+    x.add_argument("request", nargs="?", help="request JSON file (an OpenAI chat completions body)")
+    x.add_argument("--prompt", help="the user message, instead of a request file")
+    x.add_argument("--model", help="the request's model field (route, alias, model or auto)")
+    x.add_argument("--route", help="as the x-gateway-route header")
+    x.add_argument("--key-name", help="the caller: a key name from the config")
+    x.add_argument("--config", default=default_config, help=f"config file (env {CONFIG_ENV})")
+    x.add_argument("--url", help="a running gateway: use its live state (breakers, cooling, drills)")
+    x.add_argument("--admin-key", default=os.environ.get("GATEWAY_ADMIN_KEY"), help="admin key for --url")
+    x.add_argument("--format", choices=formats[::2], default="table")
+    x.set_defaults(func=cmd_explain)
 
     e = sub.add_parser("emulate", help="serve emulated providers on loopback")
     e.add_argument("--host", default="127.0.0.1")

@@ -58,7 +58,7 @@ class AuditWriter:
             if self._wake is not None and not self._wake.is_set():
                 self._wake.set()
             return True
-        except Exception:  # noqa: BLE001 - the request path must never fail because of the audit log
+        except Exception:
             with contextlib.suppress(Exception):
                 log.exception("audit submit failed")
             return False
@@ -119,7 +119,7 @@ class AuditWriter:
                     await self._prune()
             except asyncio.CancelledError:
                 raise
-            except Exception:  # noqa: BLE001 - keep the writer alive whatever happens
+            except Exception:
                 log.exception("audit writer loop error")
 
     async def _write_batch(self) -> None:
@@ -131,7 +131,7 @@ class AuditWriter:
         for r in records:
             try:
                 rows.append(record_to_row(r, self.redact, self.keep_prompt_hash))
-            except Exception:  # noqa: BLE001
+            except Exception:
                 log.exception("audit record could not be converted")
                 self._drop(1, "bad record")
         for attempt in range(3):
@@ -155,7 +155,7 @@ class AuditWriter:
             n = await asyncio.to_thread(self.store.prune, self.wall() - self.retention)
             if n:
                 log.info("audit retention: removed %d records older than %.0fs", n, self.retention)
-        except Exception:  # noqa: BLE001
+        except Exception:
             log.exception("audit retention pass failed")
 
     def _drop(self, n: int, why: str) -> None:

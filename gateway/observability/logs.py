@@ -119,7 +119,7 @@ def ensure_output() -> None:
     only its own loggers), lines go to stdout as bare JSON; otherwise they propagate to the existing handlers."""
     for name in (REQUEST_LOG, LIFECYCLE_LOG):
         logger = logging.getLogger(name)
-        if logger.level == logging.NOTSET or logger.level > logging.INFO:
+        if logger.level == logging.NOTSET:  # an explicit level (e.g. WARNING to silence them) is kept
             logger.setLevel(logging.INFO)
         if not logger.hasHandlers():
             h = logging.StreamHandler(sys.stdout)

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import os
+import re
 import time
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -15,24 +16,18 @@ from gateway.runtime import Runtime, build_runtime
 DEFAULT_CONFIG = "config/gateway.yaml"
 
 
-class _ReportEnv(Mapping[str, str]):
-    """Reports read a config without its secrets: an unset ``${VAR}`` becomes a placeholder instead of an error."""
-
-    def __getitem__(self, k: str) -> str:
-        return os.environ.get(k, f"unset-{k}")
-
-    def __contains__(self, k: object) -> bool:
-        return True
-
-    def __iter__(self) -> Iterator[str]:
-        return iter(os.environ)
-
-    def __len__(self) -> int:
-        return len(os.environ)
+_ENV_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
 
 
 def load_runtime(path: str | Path, strict_env: bool = False) -> Runtime:
-    cfg = load_config(path, None if strict_env else _ReportEnv())
+    """Reports read a config without needing its secrets: an unset ``${VAR}`` (without a default) becomes a
+    placeholder instead of an error, unless ``strict_env``."""
+    from gateway.config.loader import load_config_text
+
+    text = Path(path).read_text(encoding="utf-8")
+    if not strict_env:
+        text = _ENV_REF.sub(lambda m: m.group(0) if m.group(1) in os.environ else f"${{{m.group(1)}:-unset}}", text)
+    cfg = load_config_text(text, str(path)) if not strict_env else load_config(path)
     return build_runtime(cfg, Path(path).read_bytes())
 
 

@@ -1,0 +1,93 @@
+"""Alert rules pass promtool; every metric the dashboard and the alerts use is one the gateway exports."""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+import yaml
+
+from gateway.observability import metrics as metrics_module
+from gateway.observability.metrics import Metrics
+
+ROOT = Path(__file__).resolve().parents[2]
+ALERTS = ROOT / "deploy/prometheus/alerts.yaml"
+DASHBOARD = ROOT / "deploy/grafana/gateway-dashboard.json"
+_NAME = re.compile(r"\bgateway_[a-z0-9_]+\b")
+
+
+def exported_names() -> set[str]:
+    m = Metrics()
+    m.watch_state(lambda: [("m", "p")], lambda _: True, lambda _: 0)
+    m.watch_withdrawn(lambda: [("m", "p", "operator")])
+    m.watch_routes(lambda: [("r", ["m"])], lambda _: True)
+    names: set[str] = set()
+    for family in m.registry.collect():
+        base = family.name
+        if family.type == "counter":
+            names |= {base + "_total", base + "_created"}
+        elif family.type == "histogram":
+            names |= {base + s for s in ("_bucket", "_sum", "_count", "_created")}
+        else:
+            names.add(base)
+    return names
+
+
+def test_every_constant_in_metrics_module_is_exported():
+    constants = {v for k, v in vars(metrics_module).items() if k.isupper() and isinstance(v, str)
+                 and v.startswith("gateway_")}
+    assert {"gateway_routes_without_healthy_fallback", "gateway_audit_queue_depth",
+            "gateway_audit_dropped_total"} <= constants
+    exported = exported_names()
+    for c in constants:
+        assert c in exported or c + "_bucket" in exported, c
+
+
+def _alert_exprs() -> list[str]:
+    doc = yaml.safe_load(ALERTS.read_text())
+    return [r["expr"] for g in doc["groups"] for r in g["rules"]]
+
+
+def _dashboard_exprs() -> list[str]:
+    d = json.loads(DASHBOARD.read_text())
+    exprs = [t["expr"] for p in d["panels"] for t in p.get("targets", [])]
+    exprs += [v["query"] for v in d["templating"]["list"] if v.get("type") == "query"]
+    return exprs
+
+
+@pytest.mark.parametrize("source", ["alerts", "dashboard"])
+def test_deploy_metrics_are_exported(source):
+    exprs = _alert_exprs() if source == "alerts" else _dashboard_exprs()
+    used = {n for e in exprs for n in _NAME.findall(e)}
+    assert used, "no gateway metric found in any expression"
+    unknown = used - exported_names()
+    assert not unknown, f"{source} uses metrics the gateway does not export: {sorted(unknown)}"
+
+
+def test_dashboard_covers_the_required_panels():
+    d = json.loads(DASHBOARD.read_text())
+    text = " ".join(_dashboard_exprs())
+    for name in ("gateway_requests_total", "gateway_failovers_total", "gateway_route_fallback_depth_bucket",
+                 "gateway_time_to_first_token_seconds_bucket", "gateway_model_available",
+                 "gateway_routes_without_healthy_fallback"):
+        assert name in text, name
+    ids = [p["id"] for p in d["panels"]]
+    assert len(ids) == len(set(ids))
+
+
+def test_alert_rules_pass_promtool():
+    promtool = shutil.which("promtool")
+    if promtool is None:
+        pytest.fail("promtool not found: install the Debian package `prometheus` (apt-get install -y prometheus); "
+                    ".ci/run does this before `make test`")
+    r = subprocess.run([promtool, "check", "rules", str(ALERTS)], check=False, capture_output=True, text=True,
+                       timeout=60)
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert "SUCCESS" in r.stdout
+    names = {rule["alert"] for g in yaml.safe_load(ALERTS.read_text())["groups"] for rule in g["rules"]}
+    assert {"GatewayPrimaryModelWithdrawn", "GatewayRouteWithoutHealthyFallback", "GatewayFailoverRateHigh",
+            "GatewayAllModelsOfRouteDown", "GatewayAuditRecordsDropped"} <= names
