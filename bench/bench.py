@@ -153,6 +153,7 @@ def main() -> int:
     ap.add_argument("--streams", type=int, default=0, help="also run N concurrent slow streams and report RSS")
     ap.add_argument("--stream-words", type=int, default=200)
     ap.add_argument("--markdown", action="store_true")
+    ap.add_argument("--no-audit", action="store_true", help="turn the audit log off (to measure its cost)")
     args = ap.parse_args()
     load = run_wrk if shutil.which("wrk") else run_python
     tool = "wrk" if load is run_wrk else "python/aiohttp"
@@ -173,6 +174,8 @@ routes:
 default_route: bench
 keys:
   - {{name: bench, sha256: {hashlib.sha256(KEY.encode()).hexdigest()}}}
+audit: {{enabled: {"false" if args.no_audit else "true"}, path: {tmp}/audit.sqlite}}
+state_dir: {tmp}/state
 """)
     py = sys.executable
     emu = subprocess.Popen([py, "-m", "gateway", "emulate", "--port", str(emu_port), "--quiet",

@@ -21,6 +21,7 @@ from fastapi.responses import JSONResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from gateway.api.asgi import send_error
+from gateway.audit.wiring import Continuity
 from gateway.admin.api import build_admin_router
 from gateway.admin.reload import ConfigReloader
 from gateway.api.chat import ChatEndpoint, authenticate
@@ -71,6 +72,7 @@ class Gateway:
             lambda m: int(self.state.breaker_state(m)),
         )
         self.metrics.watch_withdrawn(self._withdrawn)
+        self.continuity = Continuity(self)  # audit writer, JSON request log, route-health gauges
 
     def _state_dir(self, runtime: Runtime) -> Path | None:
         # config ``state_dir`` > $GATEWAY_STATE_DIR (the container image sets /var/lib/gateway) > ``state/`` next to
@@ -90,6 +92,7 @@ class Gateway:
     def swap(self, runtime: Runtime) -> None:
         self._apply_state_config(runtime)
         self.runtime = runtime
+        self.continuity.on_reload(runtime)
 
     async def start(self) -> None:
         if self.upstream is None:
@@ -99,11 +102,13 @@ class Gateway:
                 self.withdrawals.load(await asyncio.to_thread(self.withdrawals_db.init))
                 for e in self.withdrawals.withdrawals.values():
                     log.warning("withdrawal in force: %s %s by %s: %s", e.target, e.name, e.actor, e.reason)
+            await self.continuity.start()
             self.reloader.start()
 
     async def stop(self) -> None:
         if self.upstream is not None:
             await self.reloader.stop()
+            await self.continuity.aclose()  # uvicorn let in-flight requests finish first: nothing answered is lost
             await self.upstream.aclose()
             self.upstream = None  # type: ignore[assignment]
 

@@ -42,6 +42,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         loop="uvloop",
         http="httptools",
         access_log=False,
+        proxy_headers=False,  # the gateway does not use the client address; the middleware costs per request
         log_level=args.log_level,
         timeout_graceful_shutdown=args.graceful_timeout,
         lifespan="on",

@@ -14,18 +14,21 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import itertools
 import os
 import re
+import time
 from typing import TYPE_CHECKING, Any
 
 import orjson
 
 from gateway.api.asgi import JSON_CT, Headers, header, read_body, send_bytes, send_error
-from gateway.api.streaming import StreamRelay, refusal, refused
+from gateway.api.streaming import Outcome, StreamRelay, refusal, refused
 from gateway.api.validate import validate_chat
 from gateway.errors import GatewayError
 from gateway.failover.attempts import header_value
 from gateway.failover.engine import RunContext
+from gateway.observability.record import RequestRecord
 from gateway.routing.policy import KEY_ROUTES_POLICY, Caller, check_route
 from gateway.routing.select import RouteChoice, select_route
 from gateway.runtime import Runtime
@@ -61,9 +64,21 @@ class _Disconnect:
         self._watcher.cancel()
 
 
+class _RequestIds:
+    """Unique, cheap request ids: a random per-process prefix and a counter (os.urandom per request cost ~14 us)."""
+
+    def __init__(self) -> None:
+        self._prefix = os.urandom(6).hex()
+        self._next = itertools.count(1).__next__
+
+    def __call__(self) -> str:
+        return f"{self._prefix}{self._next():010x}"
+
+
 class ChatEndpoint:
     def __init__(self, gw: Gateway) -> None:
         self.gw = gw
+        self._ids = _RequestIds()
 
     # -- entry -------------------------------------------------------------------------------------------
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
@@ -72,9 +87,11 @@ class ChatEndpoint:
         start = gw.clock()
         rid = header(scope, b"x-request-id")
         if rid is None or not _RID.match(rid):
-            rid = os.urandom(12).hex()
+            rid = self._ids()
         base: Headers = [(b"x-request-id", rid.encode())]
+        wall = time.time()
         choice = None
+        caller = None
         try:
             caller = authenticate(scope, runtime)
             if caller.rate_limit is not None:
@@ -94,34 +111,45 @@ class ChatEndpoint:
                 gw.metrics.policy_denials.labels(KEY_ROUTES_POLICY, route_label).inc()
             gw.metrics.requests.labels(route_label, str(e.status)).inc()
             await send_error(send, e, base)
+            gw.continuity.on_request(RequestRecord(
+                rid, wall, caller.name if caller is not None else None, route_label,
+                choice.reason if choice is not None else "none", False, e.status, gw.clock() - start,
+                error=e.code or e.type))
             return
         except ConnectionAbortedError:
             return
         watch = _Disconnect(receive)
         route = choice.route
-        ctx = RunContext(route=route.name, deadline=start + runtime.config.failover.timeouts.total,
+        timeouts = route.timeouts or runtime.config.failover.timeouts
+        ctx = RunContext(route=route.name, deadline=start + timeouts.total,
                          precheck=_precheck(caller, gw.withdrawals), on_refusal=route.on_refusal,
                          refusal_fallbacks=route.refusal_fallbacks)
-        status = 200
+        stream = bool(body.get("stream"))
+        outcome = Outcome(500)
         try:
-            if body.get("stream"):
-                status = await self._stream(runtime, body, choice, ctx, base, send, start, rid, watch)
+            if stream:
+                outcome = await self._stream(runtime, body, choice, ctx, base, send, start, rid, watch)
             else:
-                status = await self._complete(runtime, body, choice, ctx, base, send, rid, watch)
+                outcome = await self._complete(runtime, body, choice, ctx, base, send, rid, watch, timeouts)
         except asyncio.CancelledError:
             if not watch.disconnected:
                 raise
             task = asyncio.current_task()
             if task is not None:
                 task.uncancel()
-            status = 499  # client closed the request (nginx's convention)
+            outcome = Outcome(499, error="client_disconnected")  # nginx's "client closed request"
         finally:
             watch.close()
-            gw.metrics.record_request(choice.route.name, status, ctx.attempts, choice.chain, ctx.served)
+            served = outcome.served or ([ctx.served] if ctx.served else [])
+            gw.metrics.record_request(route.name, outcome.status, ctx.attempts, choice.chain, ctx.served)
+            gw.continuity.on_request(RequestRecord(
+                rid, wall, caller.name, route.name, choice.reason, stream, outcome.status, gw.clock() - start,
+                ctx.attempts, served, outcome.usage, choice.chain, dict(caller.attributes), outcome.error,
+                gw.continuity.prompt_hash(body)))
 
     # -- non-streaming -----------------------------------------------------------------------------------
     async def _complete(self, runtime: Runtime, body: dict[str, Any], choice: RouteChoice, ctx: RunContext,
-                        base: Headers, send: Any, rid: str, watch: _Disconnect) -> int:
+                        base: Headers, send: Any, rid: str, watch: _Disconnect, timeouts: Any) -> Outcome:
         upstream = self.gw.upstream
 
         async def call(adapter: Any, t: Timeouts) -> dict[str, Any]:
@@ -135,23 +163,22 @@ class ChatEndpoint:
 
         try:
             result = await self.gw.engine.run(ctx, choice.chain, runtime.adapters, runtime.config.failover, call,
-                                              runtime.config.failover.timeouts)
+                                              timeouts)
         except GatewayError as e:
             watch.close()
             await send_error(send, e, _routed_headers(base, choice, ctx))
-            return e.status
+            return Outcome(e.status, error=e.code or e.type)
         result["id"] = "chatcmpl-" + rid
         result["model"] = ctx.served
         watch.close()
         await send_bytes(send, 200, orjson.dumps(result), [JSON_CT, *_routed_headers(base, choice, ctx)])
-        return 200
+        return Outcome(200, usage=result.get("usage"))
 
     # -- streaming ---------------------------------------------------------------------------------------
     async def _stream(self, runtime: Runtime, body: dict[str, Any], choice: RouteChoice, ctx: RunContext,
-                      base: Headers, send: Any, start: float, rid: str, watch: _Disconnect) -> int:
+                      base: Headers, send: Any, start: float, rid: str, watch: _Disconnect) -> Outcome:
         relay = StreamRelay(self.gw, runtime, body, choice, ctx, send, "chatcmpl-" + rid, start)
-        outcome = await relay.run(lambda: _routed_headers(base, choice, ctx), watch)
-        return outcome.status
+        return await relay.run(lambda: _routed_headers(base, choice, ctx), watch)
 
 
 def _precheck(caller: Caller, withdrawals: Any) -> Any:

@@ -134,10 +134,13 @@ async def open_stream(gw: Gateway, adapter: Any, t: Timeouts, body: Mapping[str,
 
 
 @dataclass(slots=True)
-class StreamOutcome:
+class Outcome:
+    """How a routed request ended, for the request record."""
+
     status: int
     served: list[str] = field(default_factory=list)
     usage: dict[str, Any] | None = None
+    error: str | None = None
 
 
 class StreamRelay:
@@ -174,7 +177,7 @@ class StreamRelay:
         return await open_stream(self.gw, adapter, t, body, self.timeouts.first_token)
 
     # -- the whole stream --------------------------------------------------------------------------------
-    async def run(self, headers: Callable[[], Headers], watch: Any) -> StreamOutcome:
+    async def run(self, headers: Callable[[], Headers], watch: Any) -> Outcome:
         """``headers`` is called once the attempts that lead to the answer (or the error) are known."""
         gw, ctx, rt = self.gw, self.ctx, self.runtime
         try:
@@ -183,7 +186,7 @@ class StreamRelay:
         except GatewayError as e:
             watch.close()
             await send_error(self.send, e, headers())
-            return StreamOutcome(e.status)
+            return Outcome(e.status, error=e.code or e.type)
         await self.send({"type": "http.response.start", "status": 200, "headers": [*SSE_HEADERS, *headers()]})
         while True:
             model = ctx.served or ""
@@ -193,7 +196,7 @@ class StreamRelay:
             if cut is None:
                 watch.close()
                 await self.send({"type": "http.response.body", "body": self._closing(), "more_body": False})
-                return StreamOutcome(200, self.served, self._total_usage())
+                return Outcome(200, self.served, self._total_usage())
             committed = await self._continue(cut, model)
             if committed is None:
                 message = f"upstream stream from {model} failed after it started: {redact(cut.message)}"
@@ -201,7 +204,7 @@ class StreamRelay:
                 watch.close()
                 await self.send({"type": "http.response.body", "body": b"data: " + err.body_bytes() + b"\n\n",
                                  "more_body": False})
-                return StreamOutcome(502, self.served, self._total_usage())
+                return Outcome(502, self.served, self._total_usage(), "stream_interrupted")
 
     async def _relay(self, committed: Committed, model: str) -> UpstreamError | None:
         """Forward one model's stream. Returns None when the answer is complete, else the cut."""

@@ -29,7 +29,6 @@ PROMPTS = [("security", "Please do a security review of this login handler."),
 
 
 def run(db: Path, n: int, config: Path) -> int:
-    from gateway.audit.wiring import attach_from_metrics
     from gateway.emulator.runner import EmulatorThread
     from gateway.testing import GatewayThread
 
@@ -42,7 +41,7 @@ def run(db: Path, n: int, config: Path) -> int:
         path.write_text(yaml.safe_dump(cfg, sort_keys=False))
         gw = GatewayThread(path).start()
         logging.getLogger("gateway.requests").setLevel(logging.WARNING)  # quiet: the report is the point
-        cont = attach_from_metrics(gw.gateway)
+        cont = gw.gateway.continuity
         try:
             with httpx.Client(base_url=gw.url + "/v1", headers={"authorization": f"Bearer {DEMO_KEY}"},
                               timeout=30) as http:

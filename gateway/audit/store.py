@@ -14,6 +14,8 @@ from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any, Protocol
 
+import orjson
+
 from gateway.observability.record import RequestRecord
 
 COLUMNS = ("request_id", "time", "key_name", "route", "route_reason", "stream", "status", "latency", "served",
@@ -97,7 +99,8 @@ class SQLiteAuditStore:
     def write(self, rows: Sequence[dict[str, Any]]) -> None:
         if not rows:
             return
-        values = [tuple(json.dumps(row[c], separators=(",", ":")) if c in _JSON_COLUMNS else
+        # orjson, not json: this runs for every request (json.dumps cost ~15 us a row here).
+        values = [tuple(orjson.dumps(row[c]).decode() if c in _JSON_COLUMNS else
                         (int(row[c]) if c == "stream" else row[c]) for c in COLUMNS) for row in rows]
         sql = f"INSERT INTO requests ({', '.join(COLUMNS)}) VALUES ({', '.join('?' * len(COLUMNS))})"
         with self._lock:

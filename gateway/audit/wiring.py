@@ -49,7 +49,7 @@ class Continuity:
         rt = gw.runtime
         cfg = rt.config.audit
         self._secrets = tuple(logs.secrets_of(rt.config))
-        logs.set_secrets(self._secrets)
+        self.log = logs.JsonLog(self._secrets)
         logs.ensure_output()
         self.writer: AuditWriter | None = None
         self.path = None
@@ -71,7 +71,7 @@ class Continuity:
 
     def on_request(self, record: Any) -> None:
         try:
-            logs.log_request(record)
+            self.log.request(record)
         except Exception:
             log.exception("request log line failed")
         if self.writer is not None:
@@ -79,7 +79,7 @@ class Continuity:
 
     def on_reload(self, runtime: Any) -> None:
         self._secrets = tuple(logs.secrets_of(runtime.config))
-        logs.set_secrets(self._secrets)
+        self.log.set_secrets(self._secrets)
 
     async def start(self) -> None:
         if self.writer is not None:
@@ -88,29 +88,3 @@ class Continuity:
     async def aclose(self) -> None:
         if self.writer is not None:
             await self.writer.aclose()
-
-
-def attach_from_metrics(gw: Any) -> Continuity:
-    """Interim (tests, the demo traffic script): until the chat endpoint builds a ``RequestRecord`` and calls
-    ``gw.continuity.on_request`` itself, derive a record from each ``metrics.record_request`` call (route, status,
-    attempts, chain, served; no request id/key/latency/usage). Returns the gateway's own ``Continuity`` untouched
-    when the real wiring is in place. Call before the first request; call ``aclose`` after the gateway stopped."""
-    existing = getattr(gw, "continuity", None)
-    if existing is not None:
-        return existing
-    import os
-    import time
-
-    from gateway.observability.record import RequestRecord
-
-    cont = Continuity(gw)
-    original = gw.metrics.record_request
-
-    def record_request(route: str, status: int, attempts: Any, chain: Any, served: str | None) -> None:
-        original(route, status, attempts, chain, served)
-        cont.on_request(RequestRecord(os.urandom(8).hex(), time.time(), None, route, "unknown", False, status,
-                                      sum(a.latency for a in attempts), list(attempts), [served] if served else [],
-                                      None, tuple(chain)))
-
-    gw.metrics.record_request = record_request
-    return cont

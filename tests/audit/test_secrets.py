@@ -11,7 +11,6 @@ import httpx
 import openai
 
 from gateway.audit.store import SQLiteAuditStore
-from gateway.audit.wiring import attach_from_metrics
 from gateway.failover.attempts import Attempt
 from gateway.observability import logs
 from gateway.observability.record import RequestRecord
@@ -33,7 +32,7 @@ def test_no_secret_or_prompt_in_logs_audit_or_metrics(emu, make_gateway, caplog,
     caplog.set_level(logging.DEBUG, logger="gateway")
     caplog.set_level(logging.DEBUG, logger="uvicorn")
     gw = make_gateway(cfg)
-    cont = attach_from_metrics(gw.gateway)
+    cont = gw.gateway.continuity
     client = openai.OpenAI(base_url=gw.url + "/v1", api_key=CLIENT_KEY, max_retries=0, timeout=15)
     msgs = [{"role": "user", "content": PROMPT}]
     emu.set("fable-5", "access_revoked")
@@ -78,12 +77,9 @@ def test_no_secret_or_prompt_in_logs_audit_or_metrics(emu, make_gateway, caplog,
 
 def test_lifecycle_events_drop_content_fields_and_redact(caplog):
     caplog.set_level(logging.INFO, logger=logs.LIFECYCLE_LOG)
-    logs.set_secrets([ONPREM_KEY])
-    try:
-        logs.lifecycle("withdrawal", target="vendor", name="VendorA", actor="alice", reason=f"leaked {ONPREM_KEY}",
-                       prompt="PROMPT-CANARY-5e4d3c", headers={"authorization": "Bearer x"}, api_key=PROVIDER_KEY)
-    finally:
-        logs.set_secrets([])
+    log = logs.JsonLog([ONPREM_KEY])
+    log.lifecycle("withdrawal", target="vendor", name="VendorA", actor="alice", reason=f"leaked {ONPREM_KEY}",
+                  prompt="PROMPT-CANARY-5e4d3c", headers={"authorization": "Bearer x"}, api_key=PROVIDER_KEY)
     (rec,) = [r for r in caplog.records if r.name == logs.LIFECYCLE_LOG]
     line = json.loads(rec.getMessage())
     assert line["event"] == "withdrawal" and line["actor"] == "alice" and line["reason"] == "leaked ***"
