@@ -28,12 +28,11 @@ import orjson
 
 from gateway.errors import ErrorKind, UpstreamError
 from gateway.providers.base import Target, UpstreamRequest
-from gateway.providers.common import excerpt, load_json, retry_after_seconds
+from gateway.providers.common import excerpt, load_json, retry_after_seconds, skip_malformed
 from gateway.providers.sse import SSEEvent, SSEParser
 
 DEFAULT_VERSION = "2023-06-01"
 DEFAULT_MAX_TOKENS = 4096
-MAX_CONSECUTIVE_MALFORMED = 3
 
 FINISH_REASONS = {
     "end_turn": "stop",
@@ -501,10 +500,7 @@ class AnthropicStreamDecoder:
             except orjson.JSONDecodeError:
                 data = None
             if not isinstance(data, dict):
-                self.malformed += 1
-                self._bad_run += 1
-                if self._bad_run >= MAX_CONSECUTIVE_MALFORMED:
-                    raise UpstreamError(ErrorKind.TRANSIENT, "upstream stream is sending undecodable events")
+                skip_malformed(self)
                 continue
             self._bad_run = 0
             etype = data.get("type") or ev.event

@@ -28,12 +28,10 @@ import orjson
 
 from gateway.errors import ConfigError, ErrorKind, UpstreamError
 from gateway.providers.base import Target, UpstreamRequest
-from gateway.providers.common import excerpt, load_json, retry_after_seconds
+from gateway.providers.common import excerpt, load_json, retry_after_seconds, skip_malformed
 
 SIGNING_NAME = "bedrock"
 EVENTSTREAM_CT = "application/vnd.amazon.eventstream"
-# After this many undecodable events in a row the stream is treated as cut, not merely noisy.
-MAX_CONSECUTIVE_MALFORMED = 3
 
 # Converse stopReason -> OpenAI finish_reason. malformed_model_output / malformed_tool_use are model glitches:
 # raised as transient (a retry or another model can do better), not returned.
@@ -465,10 +463,7 @@ class BedrockStreamDecoder:
                 "choices": [{"index": 0, "delta": delta, "finish_reason": finish, "logprobs": None}]}
 
     def _bad(self) -> list[dict[str, Any]]:
-        self.malformed += 1
-        self._bad_run += 1
-        if self._bad_run >= MAX_CONSECUTIVE_MALFORMED:
-            raise UpstreamError(ErrorKind.TRANSIENT, "upstream stream is sending undecodable events")
+        skip_malformed(self)
         return []
 
     def _start(self, out: list[dict[str, Any]]) -> None:

@@ -9,6 +9,8 @@ from typing import Any
 
 import orjson
 
+from gateway.errors import ErrorKind, UpstreamError
+
 
 def load_json(body: bytes) -> Any:
     try:
@@ -37,6 +39,19 @@ def retry_after_seconds(headers: Mapping[str, str], now: float | None = None) ->
     except (TypeError, ValueError):
         return None
     return max(0.0, when.timestamp() - (time.time() if now is None else now))
+
+
+# After this many undecodable stream events in a row a stream is treated as cut, not merely noisy.
+MAX_CONSECUTIVE_MALFORMED = 3
+
+
+def skip_malformed(decoder: Any) -> None:
+    """Count one undecodable stream event on a decoder (its ``malformed`` total and ``_bad_run`` streak, reset
+    by the decoder on the next good event); raise ``UpstreamError(transient)`` once the streak is a cut."""
+    decoder.malformed += 1
+    decoder._bad_run += 1
+    if decoder._bad_run >= MAX_CONSECUTIVE_MALFORMED:
+        raise UpstreamError(ErrorKind.TRANSIENT, "upstream stream is sending undecodable events")
 
 
 def excerpt(body: bytes, limit: int = 300) -> str:

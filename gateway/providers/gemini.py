@@ -28,11 +28,9 @@ import orjson
 
 from gateway.errors import ErrorKind, UpstreamError
 from gateway.providers.base import Target, UpstreamRequest
-from gateway.providers.common import excerpt, load_json, retry_after_seconds
+from gateway.providers.common import excerpt, load_json, retry_after_seconds, skip_malformed
 from gateway.providers.sse import SSEParser
 
-# After this many undecodable events in a row the stream is treated as cut, not merely noisy.
-MAX_CONSECUTIVE_MALFORMED = 3
 
 FINISH_REASONS = {
     "STOP": "stop",
@@ -606,10 +604,7 @@ class GeminiStreamDecoder:
             if isinstance(obj, list) and len(obj) == 1:
                 obj = obj[0]
             if not isinstance(obj, dict):
-                self.malformed += 1
-                self._bad_run += 1
-                if self._bad_run >= MAX_CONSECUTIVE_MALFORMED:
-                    raise UpstreamError(ErrorKind.TRANSIENT, "upstream stream is sending undecodable events")
+                skip_malformed(self)
                 continue
             self._bad_run = 0
             if obj.get("error"):

@@ -17,7 +17,7 @@ import orjson
 
 from gateway.errors import ErrorKind, UpstreamError
 from gateway.providers.base import Target, UpstreamRequest
-from gateway.providers.common import excerpt, load_json, retry_after_seconds
+from gateway.providers.common import excerpt, load_json, retry_after_seconds, skip_malformed
 from gateway.providers.sse import SSEParser
 
 # Context-length wording for servers that send no structured code (vLLM, llama.cpp); only consulted for a 400.
@@ -26,8 +26,6 @@ _CONTEXT_TEXT = re.compile(
     r"|exceeds the available context size|prompt is too long",
     re.IGNORECASE,
 )
-# After this many undecodable events in a row the stream is treated as cut, not merely noisy.
-MAX_CONSECUTIVE_MALFORMED = 3
 
 
 class OpenAIAdapter:
@@ -185,10 +183,7 @@ class OpenAIStreamDecoder:
             except orjson.JSONDecodeError:
                 chunk = None
             if not isinstance(chunk, dict):
-                self.malformed += 1
-                self._bad_run += 1
-                if self._bad_run >= MAX_CONSECUTIVE_MALFORMED:
-                    raise UpstreamError(ErrorKind.TRANSIENT, "upstream stream is sending undecodable events")
+                skip_malformed(self)
                 continue
             self._bad_run = 0
             if chunk.get("error"):
