@@ -24,6 +24,7 @@ from gateway.api.asgi import send_error
 from gateway.audit.wiring import Continuity
 from gateway.admin.api import build_admin_router
 from gateway.admin.reload import ConfigReloader
+from gateway.admin.status import build_status_router
 from gateway.api.chat import ChatEndpoint, authenticate
 from gateway.api.ratelimit import RateLimiter
 from gateway.config.loader import load_config
@@ -48,8 +49,10 @@ class Gateway:
         clock: Callable[[], float] = time.monotonic,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
         config_path: str | None = None,
+        sync_interval: float = 2.0,
     ) -> None:
         self.clock = clock
+        self.sync_interval = sync_interval  # how often operator withdrawals are re-read from the shared DB
         self.config_path = config_path
         self.state = MemoryStateStore(clock)
         self.engine = FailoverEngine(self.state, clock, sleep)
@@ -64,6 +67,7 @@ class Gateway:
         else:
             log.warning("no config file and no state_dir: operator withdrawals will not survive a restart")
         self.reloader = ConfigReloader(self)
+        self._sync_task: asyncio.Task[None] | None = None
         self.runtime = runtime
         self._apply_state_config(runtime)
         self.metrics.watch_state(
@@ -104,13 +108,36 @@ class Gateway:
                     log.warning("withdrawal in force: %s %s by %s: %s", e.target, e.name, e.actor, e.reason)
             await self.continuity.start()
             self.reloader.start()
+            if self.withdrawals_db is not None:
+                self._sync_task = asyncio.get_running_loop().create_task(self._sync_withdrawals())
 
     async def stop(self) -> None:
         if self.upstream is not None:
             await self.reloader.stop()
+            if self._sync_task is not None:
+                self._sync_task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await self._sync_task
+                self._sync_task = None
             await self.continuity.aclose()  # uvicorn let in-flight requests finish first: nothing answered is lost
             await self.upstream.aclose()
             self.upstream = None  # type: ignore[assignment]
+
+    async def _sync_withdrawals(self) -> None:
+        """Several workers (``--workers N``) or replicas share ``state_dir``: a withdrawal or reinstatement made
+        through any of them reaches the others within ``sync_interval``. Owned by the lifespan; bounded work."""
+        db = self.withdrawals_db
+        assert db is not None
+        seen = await asyncio.to_thread(db.version)
+        while True:
+            await asyncio.sleep(self.sync_interval)
+            try:
+                version = await asyncio.to_thread(db.version)
+                if version != seen:
+                    seen = version
+                    self.withdrawals.replace(await asyncio.to_thread(db.current))
+            except Exception:  # a locked or briefly unavailable DB must not end the loop
+                log.exception("could not re-read operator withdrawals")
 
     def _withdrawn(self) -> list[tuple[str, str, str]]:
         out = []
@@ -213,6 +240,7 @@ def build_api(gw: Gateway) -> FastAPI:
         return _error_response(GatewayError(500, "Internal gateway error; see the gateway log.", code="internal"))
 
     app.include_router(build_admin_router(gw))
+    app.include_router(build_status_router(gw))  # GET /status: HTML status page (admin keys)
 
     @app.get("/healthz")
     async def healthz() -> dict[str, str]:

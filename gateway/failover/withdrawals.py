@@ -107,6 +107,17 @@ class WithdrawalDB:
         with self._lock, self._connect() as conn:
             self._event(conn, action, e, detail=detail)
 
+    def version(self) -> int:
+        """Grows with every change (the event log's last id): cheap to poll."""
+        with self._lock, self._connect() as conn:
+            return int(conn.execute("SELECT coalesce(max(id), 0) FROM events").fetchone()[0])
+
+    def current(self) -> list[Entry]:
+        with self._lock, self._connect() as conn:
+            rows = conn.execute("SELECT target, name, reason, reference, actor, admin_key, contact, created_at "
+                                "FROM withdrawals").fetchall()
+        return [Entry("withdrawal", *r) for r in rows]
+
     def events(self, limit: int = 50) -> list[dict[str, Any]]:
         with self._lock, self._connect() as conn:
             rows = conn.execute("SELECT at, action, target, name, actor, admin_key, reason, reference, detail "
@@ -167,6 +178,11 @@ class Withdrawals:
                 e.until = now + (e.until_wall - now_wall)
             self.withdrawals[e.key] = e
         self._rebuild()
+
+    def replace(self, entries: list[Entry]) -> None:
+        """Adopt the withdrawals another process (worker or replica sharing ``state_dir``) wrote to the DB."""
+        self.withdrawals = {}
+        self.load(entries)
 
     def add(self, e: Entry, duration: float | None = None) -> Entry:
         e.created_at = self.wall()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import time
 
 import httpx
 import pytest
@@ -157,3 +158,19 @@ def test_cli_withdraw_state_reinstate_drill(emu, make_gateway, capsys):
     assert "drill: vendor VendorB" in capsys.readouterr().out
     assert cli_main(["admin", "--url", gw.url, "--admin-key", GATEWAY_KEY, "state"]) == 1
     assert "HTTP 403" in capsys.readouterr().err
+
+
+def test_withdrawal_reaches_every_worker_sharing_the_state_dir(emu, make_gateway):
+    # Two gateway processes' worth of state (as with --workers 2, or two replicas on one volume).
+    gw1 = make_gateway(admin_config(emu.url), sync_interval=0.1)
+    gw2 = make_gateway(admin_config(emu.url), sync_interval=0.1)
+    assert _withdraw(gw1).status_code == 201
+    deadline = time.monotonic() + 5
+    while _chat(gw2).headers["x-gateway-attempts"] != "fable-5=skipped:withdrawn_by_operator,gpt-5=ok":
+        assert time.monotonic() < deadline, "the other worker never saw the withdrawal"
+        time.sleep(0.05)
+    assert _admin(gw1, "DELETE", "/admin/withdrawals/model/fable-5").status_code == 200
+    deadline = time.monotonic() + 5
+    while _chat(gw2).headers["x-gateway-attempts"] != "fable-5=ok":
+        assert time.monotonic() < deadline, "the other worker never saw the reinstatement"
+        time.sleep(0.05)
