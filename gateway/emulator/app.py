@@ -23,7 +23,7 @@ from typing import Any, Callable, Iterable
 import orjson
 from aiohttp import web
 
-from gateway.emulator import openai_wire
+from gateway.emulator import anthropic_wire, azure_wire, bedrock_wire, gemini_wire, openai_wire
 from gateway.emulator.behaviours import make_behaviour, parse_behaviour
 from gateway.emulator.state import EmulatorState
 
@@ -31,10 +31,10 @@ WireHook = Callable[[web.Application, EmulatorState], None]
 
 WIRES: tuple[WireHook, ...] = (
     openai_wire.register,
-    __import__("gateway.emulator.bedrock_wire", fromlist=["register"]).register,
-    __import__("gateway.emulator.anthropic_wire", fromlist=["register"]).register,
-    __import__("gateway.emulator.gemini_wire", fromlist=["register"]).register,
-    __import__("gateway.emulator.azure_wire", fromlist=["register"]).register,
+    anthropic_wire.register,
+    gemini_wire.register,
+    azure_wire.register,
+    bedrock_wire.register,
 )
 
 STATE_KEY = web.AppKey("emulator_state", EmulatorState)
