@@ -83,7 +83,7 @@ def simulate(runtime: Runtime, specs: Sequence[tuple[str, str]], rows: list[dict
             if primary["supports_tools"] and not new["supports_tools"]:
                 entry["losses"].append("no tool calling")
             if primary["prefill"] and not new["prefill"]:
-                entry["losses"].append("no prefill (stream continuation restarts the answer)")
+                entry["losses"].append("no prefill (a cut stream is continued by instruction, not prefill)")
             if len(remaining) == 1:
                 entry["warnings"].append("no fallback left")
             elif len({hop(runtime, m)["vendor"] for m in remaining}) == 1:
