@@ -1,5 +1,5 @@
 """Audit storage. ``AuditStore`` is the interface (rows are plain dicts, see ``record_to_row``); ``SQLiteAuditStore``
-is the default backend (WAL). A PostgreSQL backend implements the same five methods over the same columns
+is the default backend (WAL). A PostgreSQL backend implements the same six methods over the same columns
 (``attempts``/``served``/``chain``/``usage``/``caller`` as JSONB).
 
 Prompt and completion text are never part of a row; ``prompt_hash`` is set only when the config opts in.
@@ -29,7 +29,12 @@ class AuditStore(Protocol):
         """Create the schema if needed. Called once, off the event loop."""
 
     def write(self, rows: Sequence[dict[str, Any]]) -> None:
-        """Append rows atomically (one transaction per batch)."""
+        """Append rows atomically (one transaction per batch). Called on the event loop, so it must be quick and
+        local (SQLite with checkpoints off: ~10 us a row); a backend whose write can block on a network (PostgreSQL)
+        hands it to its own thread or connection pool."""
+
+    def checkpoint(self) -> None:
+        """Flush the write-ahead log to the main store (called from a worker thread, occasionally)."""
 
     def prune(self, before: float) -> int:
         """Delete rows older than ``before`` (epoch seconds); return how many."""
@@ -80,6 +85,8 @@ class SQLiteAuditStore:
         conn = sqlite3.connect(self.path, check_same_thread=False, timeout=10)
         conn.execute("PRAGMA journal_mode=WAL")
         conn.execute("PRAGMA synchronous=NORMAL")
+        # Checkpoints (the fsync) are run by ``checkpoint`` from a worker thread, never inside a write on the loop.
+        conn.execute("PRAGMA wal_autocheckpoint=0")
         conn.execute("""CREATE TABLE IF NOT EXISTS requests (
             id INTEGER PRIMARY KEY AUTOINCREMENT, request_id TEXT NOT NULL, time REAL NOT NULL, key_name TEXT,
             route TEXT NOT NULL, route_reason TEXT, stream INTEGER NOT NULL, status INTEGER NOT NULL,
@@ -107,6 +114,16 @@ class SQLiteAuditStore:
             conn = self._c()
             with conn:
                 conn.executemany(sql, values)
+
+    def checkpoint(self) -> None:
+        """Move the WAL into the database file. Its own connection: writers on the main one are not held up."""
+        if self.readonly or not self.path.exists():
+            return
+        conn = sqlite3.connect(self.path, timeout=10)
+        try:
+            conn.execute("PRAGMA wal_checkpoint(PASSIVE)")
+        finally:
+            conn.close()
 
     def prune(self, before: float) -> int:
         with self._lock:
