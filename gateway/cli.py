@@ -139,7 +139,7 @@ def cmd_explain(args: argparse.Namespace) -> int:
         else:
             base = Path(args.config).resolve().parent
             sd = Path(rt.config.state_dir) if rt.config.state_dir else Path("state")
-            state = explain.withdrawals_state(rt, (sd if sd.is_absolute() else base / sd) / "withdrawals.sqlite3")
+            state = explain.withdrawals_state(rt, (sd if sd.is_absolute() else base / sd) / "withdrawals.sqlite")
         res = explain.explain(rt, request, key_name=args.key_name, headers=headers, state=state)
     except (ConfigError, ValueError, OSError) as e:
         print(f"gateway explain: {e}", file=sys.stderr)

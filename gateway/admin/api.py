@@ -42,6 +42,12 @@ class WithdrawBody(_Body):
     contact: Literal["never", "recheck"] = "never"
 
 
+class ExplainBody(_Body):
+    request: dict[str, Any]  # an OpenAI chat request, as a client would send it
+    key_name: str | None = None  # evaluate as this caller (its attributes and policies)
+    route_header: str | None = None  # as if sent with x-gateway-route
+
+
 class DrillBody(_Body):
     target: Target
     name: str = Field(min_length=1, max_length=200)
@@ -168,6 +174,18 @@ def build_admin_router(gw: Gateway) -> APIRouter:
             await asyncio.to_thread(gw.withdrawals_db.event, "drill-stopped", e)
         log.warning("DRILL stopped early: %s %s by admin key %s", target, name, key)
         return {"ended": e.public(gw.clock())}
+
+    @router.post("/explain")
+    async def explain_request(body: ExplainBody) -> dict[str, Any]:
+        """``gateway explain`` over the live state: the route and why, and per candidate tried now or skipped."""
+        from gateway.reports.explain import explain
+
+        headers = {"x-gateway-route": body.route_header} if body.route_header else None
+        try:
+            return explain(gw.runtime, body.request, key_name=body.key_name, headers=headers,
+                           state=gw.describe()["models"])
+        except ValueError as e:
+            raise GatewayError(400, str(e), param="key_name", code="unknown_key") from None
 
     @router.post("/reload")
     async def reload(key: str = Depends(admin)) -> JSONResponse:

@@ -174,3 +174,21 @@ def test_withdrawal_reaches_every_worker_sharing_the_state_dir(emu, make_gateway
     while _chat(gw2).headers["x-gateway-attempts"] != "fable-5=ok":
         assert time.monotonic() < deadline, "the other worker never saw the reinstatement"
         time.sleep(0.05)
+
+
+def test_admin_explain_uses_the_live_state(emu, make_gateway):
+    gw = make_gateway(admin_config(emu.url))
+    assert _withdraw(gw).status_code == 201
+    req = {"request": {"model": "auto", "messages": [{"role": "user", "content": "Triage CVE-2024-1234"}]},
+           "key_name": "tests"}
+    r = _admin(gw, "POST", "/admin/explain", json=req)
+    assert r.status_code == 200, r.text
+    res = r.json()
+    assert res["route"] == "security-review" and res["route_reason"] == "match:0"
+    first = res["candidates"][0]
+    assert first["model"] == "fable-5" and first["verdict"] == "skipped" and "jane@corp" in first["why"]
+    assert res["candidates"][1]["model"] == "gpt-5"
+    bad = _admin(gw, "POST", "/admin/explain", json={**req, "key_name": "nobody"})
+    assert bad.status_code == 400 and bad.json()["error"]["param"] == "key_name"
+    assert _admin(gw, "POST", "/admin/explain", key=GATEWAY_KEY, json=req).status_code == 403
+    assert _admin(gw, "POST", "/admin/explain", json={"request": "nope"}).status_code == 400
