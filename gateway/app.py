@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import logging
 import os
 import time
@@ -108,6 +109,9 @@ class Gateway:
                     log.warning("withdrawal in force: %s %s by %s: %s", e.target, e.name, e.actor, e.reason)
             await self.continuity.start()
             self.reloader.start()
+            # Everything loaded so far lives as long as the process: keep it out of the garbage collector's scans
+            # (fewer, shorter pauses on the request path).
+            gc.freeze()
             if self.withdrawals_db is not None:
                 self._sync_task = asyncio.get_running_loop().create_task(self._sync_withdrawals())
 
