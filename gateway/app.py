@@ -261,16 +261,25 @@ def build_api(gw: Gateway) -> FastAPI:
 
     @app.get("/v1/models")
     async def models(request: Request) -> dict[str, Any]:
+        """The routes (with aliases) and models this caller may use: routes its key allows, models no policy
+        denies it. A route whose every model is denied to the caller is left out."""
         rt = gw.runtime
-        authenticate(request.scope, rt)
+        caller = authenticate(request.scope, rt)
+        denied = caller.denials
         data = []
         for name, route in rt.routes.items():
+            if caller.routes is not None and name not in caller.routes:
+                continue
+            usable = [m for m in route.models if m not in denied]
+            if not usable:
+                continue
             data.append({"id": name, "object": "model", "created": 0, "owned_by": "gateway-route",
-                         "models": list(route.models), "aliases": list(route.aliases)})
+                         "models": usable, "aliases": list(route.aliases)})
             for alias in route.aliases:
                 data.append({"id": alias, "object": "model", "created": 0, "owned_by": "gateway-route"})
         for name, t in rt.targets.items():
-            data.append({"id": name, "object": "model", "created": 0, "owned_by": t.vendor})
+            if name not in denied:
+                data.append({"id": name, "object": "model", "created": 0, "owned_by": t.vendor})
         return {"object": "list", "data": data}
 
     return app

@@ -135,3 +135,17 @@ def test_refusal_fallbacks_replace_the_rest_of_the_chain(emu, make_gateway, clie
     raw = _raw(client_for(gw, api_key=US_KEY), model="security")
     assert raw.headers["x-gateway-attempts"] == "fable-5=policy_blocked,qwen-coder=ok"
     assert emu.attempts("gpt-5") == []
+
+
+def test_models_list_shows_only_what_the_caller_may_use(emu, make_gateway, client_for):
+    gw = make_gateway(policy_config(emu.url))
+    us = {m.id for m in client_for(gw, api_key=US_KEY).models.list()}
+    assert {"security-review", "security", "general", "fable-5", "gpt-5", "qwen-coder"} <= us
+    de = client_for(gw, api_key=DE_KEY).models.list().data
+    ids = {m.id for m in de}
+    assert "fable-5" not in ids and {"security-review", "gpt-5"} <= ids
+    route = next(m for m in de if m.id == "security-review")
+    assert route.model_extra["models"] == ["gpt-5", "qwen-coder"]
+    lim = {m.id for m in client_for(gw, api_key=LIMITED_KEY).models.list()}
+    assert lim == {"general", "qwen-coder"}
+    assert {m.id for m in client_for(gw, api_key=NONE_KEY).models.list()} == set()
