@@ -13,8 +13,10 @@ A client that disconnects cancels the request, which closes the upstream connect
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import itertools
+import logging
 import os
 import re
 import time
@@ -37,6 +39,7 @@ from gateway.upstream import Timeouts
 if TYPE_CHECKING:
     from gateway.app import Gateway
 
+log = logging.getLogger("gateway")
 _RID = re.compile(r"^[A-Za-z0-9._\-]{1,128}$")
 
 
@@ -82,6 +85,29 @@ class ChatEndpoint:
 
     # -- entry -------------------------------------------------------------------------------------------
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        """Last line of defence: a bug anywhere below still answers in OpenAI's shape (500, logged with its
+        traceback server-side only), or ends a started stream with an error event; never a bare 500 page."""
+        started = False
+
+        async def tracked_send(message: dict[str, Any]) -> None:
+            nonlocal started
+            started = True
+            await send(message)
+
+        try:
+            await self._handle(scope, receive, tracked_send)
+        except Exception:
+            log.exception("unexpected error in the chat endpoint")
+            err = GatewayError(500, "Internal gateway error; see the gateway log.", type="server_error",
+                               code="internal_error")
+            with contextlib.suppress(Exception):
+                if not started:
+                    await send_error(send, err)
+                else:
+                    await send({"type": "http.response.body", "body": b"data: " + err.body_bytes() + b"\n\n",
+                                "more_body": False})
+
+    async def _handle(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
         gw = self.gw
         runtime = gw.runtime
         start = gw.clock()

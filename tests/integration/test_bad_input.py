@@ -117,3 +117,16 @@ def test_not_ready_when_a_route_has_no_usable_model(emu, gw, client_for):
         client_for(gw).chat.completions.create(model="security", messages=[{"role": "user", "content": "x"}])
     r = httpx.get(gw.url + "/readyz")
     assert r.status_code == 503 and r.json()["routes"]["security-review"]["ready"] is False
+
+
+def test_a_bug_below_the_endpoint_is_an_openai_shaped_500_not_a_crash(emu, gw, client_for):
+    def broken(body):
+        raise ValueError("simulated bug")
+
+    gw.gateway.runtime.adapters["gpt-5"].parse_response = broken
+    r = _post(gw, '{"model": "general", "messages": [{"role": "user", "content": "x"}]}')
+    err = _err(r, 500)
+    assert err["code"] == "internal_error" and "simulated" not in r.text
+    # The gateway keeps serving.
+    del gw.gateway.runtime.adapters["gpt-5"].parse_response
+    assert _post(gw, '{"model": "general", "messages": [{"role": "user", "content": "x"}]}').status_code == 200
