@@ -10,7 +10,6 @@ import asyncio
 import contextlib
 import gc
 import logging
-import os
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
@@ -28,6 +27,7 @@ from gateway.admin.reload import ConfigReloader
 from gateway.admin.status import build_status_router
 from gateway.api.chat import ChatEndpoint, authenticate
 from gateway.api.ratelimit import RateLimiter
+from gateway.config.paths import state_dir
 from gateway.config.loader import load_config
 from gateway.errors import GatewayError
 from gateway.failover.engine import FailoverEngine
@@ -80,14 +80,7 @@ class Gateway:
         self.continuity = Continuity(self)  # audit writer, JSON request log, route-health gauges
 
     def _state_dir(self, runtime: Runtime) -> Path | None:
-        # config ``state_dir`` > $GATEWAY_STATE_DIR (the container image sets /var/lib/gateway) > ``state/`` next to
-        # the config file. Read once, at startup.
-        configured = runtime.config.state_dir or os.environ.get("GATEWAY_STATE_DIR")
-        base = Path(self.config_path).resolve().parent if self.config_path else None
-        if configured:
-            p = Path(configured)
-            return p if p.is_absolute() or base is None else base / p
-        return base / "state" if base is not None else None
+        return state_dir(runtime.config, self.config_path)  # read once, at startup
 
     def _apply_state_config(self, runtime: Runtime) -> None:
         f = runtime.config.failover

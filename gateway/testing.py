@@ -3,7 +3,6 @@ and the benchmark. Not imported by the serving path."""
 
 from __future__ import annotations
 
-import asyncio
 import threading
 import time
 from pathlib import Path

@@ -167,11 +167,3 @@ def open_store(path: str | Path, readonly: bool = False) -> SQLiteAuditStore:
     if text.startswith(("postgres://", "postgresql://")):
         raise NotImplementedError("the PostgreSQL audit backend is not built yet; use a file path")
     return SQLiteAuditStore(path, readonly=readonly)
-
-
-def resolve_path(path: str, config_path: str | Path | None) -> Path:
-    """``audit.path`` relative to the config file's directory (like ``state_dir``); to the cwd without a file."""
-    p = Path(path)
-    if p.is_absolute() or config_path is None:
-        return p
-    return Path(config_path).resolve().parent / p

@@ -17,7 +17,8 @@ import json
 import logging
 from typing import Any
 
-from gateway.audit.store import open_store, resolve_path
+from gateway.audit.store import open_store
+from gateway.config.paths import audit_path
 from gateway.audit.writer import AuditWriter
 from gateway.observability import logs
 from gateway.observability.redact import redact
@@ -54,7 +55,7 @@ class Continuity:
         self.writer: AuditWriter | None = None
         self.path = None
         if cfg.enabled:
-            self.path = resolve_path(cfg.path, getattr(gw, "config_path", None))
+            self.path = audit_path(rt.config, getattr(gw, "config_path", None))
             self.writer = AuditWriter(open_store(self.path), queue_size=cfg.queue_size, retention=cfg.retention,
                                       metrics=gw.metrics, redact=self._redact, keep_prompt_hash=cfg.store_prompt_hash)
         gw.metrics.watch_routes(lambda: [(n, r.models) for n, r in gw.runtime.routes.items()],

@@ -277,10 +277,11 @@ class Limits(_Strict):
 
 class AuditConfig(_Strict):
     """The audit log: one record per request (never prompt or completion text; ``store_prompt_hash`` opts in to a
-    sha256 of the prompt). ``path`` is relative to the config file's directory."""
+    sha256 of the prompt). ``path`` is relative to the config file's directory; unset, the log is
+    ``audit.sqlite`` in the state directory (see ``gateway.config.paths``)."""
 
     enabled: bool = True
-    path: str = "var/audit.sqlite"
+    path: str | None = None
     retention: Duration = 30 * 86400.0
     queue_size: int = Field(default=10000, gt=0)
     store_prompt_hash: bool = False

@@ -34,9 +34,10 @@ def load_runtime(path: str | Path, strict_env: bool = False) -> Runtime:
 def audit_rows(runtime: Runtime, config_path: str | Path, db: str | None, window: float,
                now: float | None = None) -> tuple[list[dict[str, Any]] | None, str]:
     """Rows of the last ``window`` seconds, and the database path; None when there is no audit log yet."""
-    from gateway.audit.store import SQLiteAuditStore, resolve_path
+    from gateway.audit.store import SQLiteAuditStore
+    from gateway.config.paths import audit_path
 
-    path = Path(db) if db else resolve_path(runtime.config.audit.path, config_path)
+    path = Path(db) if db else audit_path(runtime.config, config_path)
     if not path.exists():
         return None, str(path)
     now = time.time() if now is None else now

@@ -60,7 +60,7 @@ def _seed(db: Path) -> None:
 @pytest.fixture
 def setup(tmp_path):
     cfg_path = _write(tmp_path, _cfg())
-    _seed(tmp_path / "var" / "audit.sqlite")
+    _seed(tmp_path / "state" / "audit.sqlite")  # the default: audit.sqlite in the state directory
     return cfg_path
 
 

@@ -6,7 +6,9 @@ import asyncio
 import sqlite3
 import time
 
-from gateway.audit.store import SQLiteAuditStore, record_to_row, resolve_path
+from gateway.audit.store import SQLiteAuditStore, record_to_row
+from gateway.config.loader import parse_config
+from gateway.config.paths import audit_path
 from gateway.audit.writer import AuditWriter
 from gateway.failover.attempts import Attempt
 from gateway.observability.metrics import Metrics
@@ -38,9 +40,19 @@ def test_row_roundtrip_redacts_and_drops_prompt_hash(tmp_path):
     store.close()
 
 
-def test_resolve_path(tmp_path):
-    assert resolve_path("var/audit.sqlite", tmp_path / "gateway.yaml") == tmp_path.resolve() / "var/audit.sqlite"
-    assert resolve_path("/x/a.sqlite", tmp_path / "g.yaml").as_posix() == "/x/a.sqlite"
+def test_audit_path(tmp_path, monkeypatch):
+    monkeypatch.delenv("GATEWAY_STATE_DIR", raising=False)
+    base = {"providers": {"p": {"kind": "openai", "base_url": "http://127.0.0.1:1/v1"}},
+            "models": {"m": {"provider": "p", "model": "m"}}, "routes": {"r": {"models": ["m"]}}}
+    cfg = parse_config({**base, "audit": {"path": "var/audit.sqlite"}}, env={})
+    assert audit_path(cfg, tmp_path / "gateway.yaml") == tmp_path.resolve() / "var/audit.sqlite"
+    cfg = parse_config({**base, "audit": {"path": "/x/a.sqlite"}}, env={})
+    assert audit_path(cfg, tmp_path / "g.yaml").as_posix() == "/x/a.sqlite"
+    # Unset: in the state directory, which a read-only config mount does not need to hold.
+    cfg = parse_config(base, env={})
+    assert audit_path(cfg, tmp_path / "g.yaml") == tmp_path.resolve() / "state" / "audit.sqlite"
+    monkeypatch.setenv("GATEWAY_STATE_DIR", "/var/lib/gateway")
+    assert audit_path(cfg, tmp_path / "g.yaml").as_posix() == "/var/lib/gateway/audit.sqlite"
 
 
 def test_flush_on_close_writes_everything_in_batches(tmp_path):
