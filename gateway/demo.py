@@ -21,6 +21,7 @@ from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 DEMO_KEY = "demo-key-not-secret"
+DEMO_ADMIN_KEY = "demo-admin-key-not-secret"
 
 
 def _http(method: str, url: str, body: Any = None, headers: dict[str, str] | None = None) -> tuple[int, dict, bytes]:
@@ -38,7 +39,7 @@ def _wait(url: str, proc: subprocess.Popen, what: str) -> None:
     deadline = time.monotonic() + 20
     while time.monotonic() < deadline:
         if proc.poll() is not None:
-            raise SystemExit(f"demo: the {what} exited early (is its port in use?)")
+            raise SystemExit(f"demo: the {what} exited early (is its port in use? see var/demo-gateway.log)")
         try:
             with urllib.request.urlopen(url, timeout=1):
                 return
@@ -75,10 +76,18 @@ def main() -> int:
         procs.append(subprocess.Popen([py, "-m", "gateway", "emulate", "--port", str(emu_port), "--quiet"], env=env,
                                       stdout=subprocess.DEVNULL))
         _wait(emu_url + "/_emulator/health", procs[0], "emulator")
+        log_path = ROOT / "var" / "demo-gateway.log"
+        log_path.parent.mkdir(exist_ok=True)
+        log_file = open(log_path, "ab")  # noqa: SIM115 - lives as long as the gateway process
         procs.append(subprocess.Popen([py, "-m", "gateway", "serve", "--config", str(ROOT / "config/demo.yaml"),
-                                       "--port", str(gw_port), "--log-level", "warning"], env=env))
+                                       "--port", str(gw_port), "--log-level", "warning"], env=env,
+                                      stdout=log_file, stderr=subprocess.STDOUT))
         _wait(gw_url + "/readyz", procs[1], "gateway")
-        print(f"   emulator {emu_url}   gateway {gw_url}   config config/demo.yaml\n")
+        admin = {"authorization": f"Bearer {DEMO_ADMIN_KEY}"}
+        # Operator withdrawals persist (config/state/): start from a clean slate if an earlier run was interrupted.
+        _http("DELETE", gw_url + "/admin/withdrawals/vendor/Google?actor=demo", headers=admin)
+        print(f"   emulator {emu_url}   gateway {gw_url}   config config/demo.yaml")
+        print(f"   gateway log (one JSON line per request): {log_path.relative_to(ROOT)}\n")
 
         import yaml
 
@@ -135,10 +144,21 @@ def main() -> int:
         for m in ("gpt-5", "gemini-3-pro"):
             _http("PUT", emu_url + f"/_emulator/models/{m}", {"spec": "healthy"})
 
-        print(_c("\n== 4. what an SRE sees on /metrics", "1"))
+        print(_c("\n== 4. an operator pulls Google fleet-wide with the kill switch (one API call)", "1"))
+        status, _, _ = _http("POST", gw_url + "/admin/withdrawals", {
+            "target": "vendor", "name": "Google", "reason": "demo: directive of 2026-06-12", "reference": "DEMO-1",
+            "actor": "you@demo", "contact": "never"}, admin)
+        print(f"   POST /admin/withdrawals {{target: vendor, name: Google, contact: never}} -> HTTP {status}")
+        n += 1
+        ask(n, "security", prompts[0][1])
+        print("   -> Google's model is skipped without a call, by the operator's withdrawal (persisted, audited).")
+        _http("DELETE", gw_url + "/admin/withdrawals/vendor/Google?actor=demo", headers=admin)
+
+        print(_c("\n== 5. what an SRE sees on /metrics", "1"))
         _, _, metrics = _http("GET", gw_url + "/metrics")
         for line in metrics.decode().splitlines():
-            if line.startswith(("gateway_failovers_total", "gateway_model_available", "gateway_requests_total")) or (
+            if line.startswith(("gateway_failovers_total", "gateway_model_available", "gateway_requests_total",
+                                "gateway_model_withdrawn")) or (
                 line.startswith("gateway_upstream_attempts_total") and 'outcome="ok"' not in line
             ):
                 print("  ", line)
@@ -156,6 +176,8 @@ def main() -> int:
   print(r.headers["x-gateway-attempts"], r.parse().choices[0].message.content)
   PY
 
+  Status page (admin key {DEMO_ADMIN_KEY}): {gw_url}/status
+  Kill switch: gateway admin --url {gw_url} --admin-key {DEMO_ADMIN_KEY} withdraw vendor Anthropic --reason "..."
   Script the emulated vendors: curl -X PUT {emu_url}/_emulator/models/gpt-5 -d '{{"spec": "overloaded"}}'
   Reinstate fable-5:          curl -X PUT {emu_url}/_emulator/models/fable-5 -d '{{"spec": "healthy"}}'
 """)
