@@ -103,15 +103,17 @@ async def open_stream(gw: Gateway, adapter: Any, t: Timeouts, body: Mapping[str,
     """Open an upstream stream and read until its first content event (the engine's ``call`` for streams)."""
     stack = contextlib.AsyncExitStack()
     try:
-        rs = await stack.enter_async_context(gw.upstream.open_stream(adapter.build_request(body, True), t))
-        if rs.status >= 300:
-            raise adapter.classify_error(rs.status, rs.headers, await rs.read())
-        decoder = adapter.stream_decoder(body)
-        rest = rs.chunks()
         first: list[dict[str, Any]] = []
         limit = min(first_token, t.total)
         try:
+            # The limit covers connecting and the response headers too: an upstream that accepts the request and
+            # says nothing is as slow as one that sends headers and then nothing.
             async with asyncio.timeout(limit):
+                rs = await stack.enter_async_context(gw.upstream.open_stream(adapter.build_request(body, True), t))
+                if rs.status >= 300:
+                    raise adapter.classify_error(rs.status, rs.headers, await rs.read())
+                decoder = adapter.stream_decoder(body)
+                rest = rs.chunks()
                 while True:
                     data = await anext(rest, None)
                     if data is None:

@@ -145,19 +145,23 @@ class AuditWriter:
         for attempt in range(3):
             try:
                 self.store.write(rows)
-                self.written += len(rows)
-                self.batches += 1
-                self._since_checkpoint += len(rows)
-                if self._since_checkpoint >= self.checkpoint_every:
-                    self._since_checkpoint = 0
-                    await asyncio.to_thread(self.store.checkpoint)
-                return
+                break
             except Exception as e:  # noqa: BLE001
                 if attempt == 2:
                     log.error("audit write failed, %d records lost: %s", len(rows), e)
                     self._drop(len(rows), "write failed")
                     return
                 await asyncio.sleep(0.2 * (attempt + 1))
+        self.written += len(rows)
+        self.batches += 1
+        self._since_checkpoint += len(rows)
+        if self._since_checkpoint >= self.checkpoint_every:
+            self._since_checkpoint = 0
+            try:  # the rows are committed: a failed checkpoint must not send them round the write retries
+                await asyncio.to_thread(self.store.checkpoint)
+            except Exception as e:  # noqa: BLE001
+                log.warning("audit WAL checkpoint failed (retried after the next %d rows): %s",
+                            self.checkpoint_every, e)
 
     async def _prune(self) -> None:
         if not self.retention:

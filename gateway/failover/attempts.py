@@ -54,6 +54,11 @@ def exhausted_error(route: str, attempts: Sequence[Attempt]) -> GatewayError:
         retry = max(1, int(min(waits) + 0.999)) if waits else 1
         return GatewayError(429, message, type="rate_limit_error", code="all_models_rate_limited",
                             headers={"retry-after": str(retry)})
+    if "context_too_long" in outcomes and all(o in ("context_too_long", "skipped:context_window") for o in outcomes):
+        # Every model said the prompt is too long or is smaller than one that did: the caller's to fix (as OpenAI
+        # says it: 400 context_length_exceeded), not a server error for the SDK to retry.
+        return GatewayError(400, message, type="invalid_request_error", code="context_length_exceeded",
+                            param="messages")
     if "policy_blocked" in outcomes:
         # Every model that could answer refused (the route fails over on refusals): the caller gets the refusal.
         return GatewayError(400, message, type="invalid_request_error", code="content_filter")

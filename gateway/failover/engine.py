@@ -161,6 +161,9 @@ class FailoverEngine:
         if remaining <= 0:
             err = UpstreamError(ErrorKind.TRANSIENT, "request deadline reached", code="deadline")
             ctx.attempts.append(Attempt(target.name, target.provider, target.vendor, "transient", message=err.message))
+            # Not contacted, so no verdict on its health, but skip_reason() may have handed out the half-open
+            # probe: give it back (a kind with no state mark only releases the probe).
+            self.state.record_failure(target.name, ErrorKind.BAD_REQUEST, None, "")
             raise err
         t = Timeouts(connect=timeouts.connect, idle=timeouts.idle, total=remaining)
         t0 = self.clock()

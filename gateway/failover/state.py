@@ -14,6 +14,7 @@ from typing import Any, Protocol
 from gateway.errors import ErrorKind
 from gateway.failover.breaker import BreakerState, CircuitBreaker
 from gateway.failover.table import DECISIONS, Mark
+from gateway.observability.redact import redact
 
 DEFAULT_COOLDOWN = 1.0  # seconds, for a 429 that carries no Retry-After
 
@@ -99,7 +100,7 @@ class MemoryStateStore:
         elif mark is Mark.UNAVAILABLE:
             st.unavailable_until = now + self._recheck
             st.unavailable_kind = kind.value
-            st.unavailable_message = message[:300]
+            st.unavailable_message = redact(message)[:300]  # shown by /admin/state and /status: providers echo keys
 
     def reinstate(self, model: str) -> None:
         st = self._get(model)
