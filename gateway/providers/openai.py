@@ -58,7 +58,8 @@ class OpenAIAdapter:
     # -- response ----------------------------------------------------------------------------------------
     def parse_response(self, body: bytes) -> dict[str, Any]:
         data = load_json(body)
-        if not isinstance(data, dict) or not isinstance(data.get("choices"), list) or not data["choices"]:
+        choices = data.get("choices") if isinstance(data, dict) else None
+        if not isinstance(choices, list) or not choices or not all(isinstance(c, dict) for c in choices):
             if isinstance(data, dict) and data.get("error"):
                 raise self._error_from_object(200, {}, data)
             raise UpstreamError(ErrorKind.TRANSIENT, f"malformed response from upstream: {excerpt(body, 120)}")
@@ -188,7 +189,11 @@ class OpenAIStreamDecoder:
             self._bad_run = 0
             if chunk.get("error"):
                 raise self._adapter._error_from_object(200, {}, chunk)
-            for choice in chunk.get("choices") or ():
+            choices = chunk.get("choices") or []
+            if not isinstance(choices, list) or not all(isinstance(c, dict) for c in choices):
+                skip_malformed(self)
+                continue
+            for choice in choices:
                 if choice.get("finish_reason"):
                     self.finished = True
             out.append(chunk)

@@ -118,6 +118,11 @@ def test_parse_response_malformed_is_transient():
     assert ei.value.kind is ErrorKind.TRANSIENT
     with pytest.raises(UpstreamError):
         A.parse_response(b'{"choices": []}')
+    with pytest.raises(UpstreamError) as ei:
+        A.parse_response(b'{"choices": [null]}')
+    assert ei.value.kind is ErrorKind.TRANSIENT
+    d = A.stream_decoder({})
+    assert d.feed(b'data: {"choices": [null]}\n\n') == [] and d.malformed == 1
 
 
 STREAM = (
