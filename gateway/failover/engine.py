@@ -118,15 +118,18 @@ class FailoverEngine:
         """One model: a first attempt, then (only for transient failures) tenacity's bounded retries with
         exponential backoff and jitter. The first attempt runs outside tenacity because it is the hot path and
         building a retry controller per request costs ~30 us here."""
+        name = adapter.target.name
         try:
             return await self._attempt(ctx, adapter, call, timeouts)
         except UpstreamError as e:
-            if not _is_transient(e) or cfg.retries == 0:
+            # No retry once the failure opened the model's breaker (a failed half-open probe, or the threshold
+            # reached): the breaker's verdict wins over the retry budget.
+            if not _is_transient(e) or cfg.retries == 0 or not self.state.may_retry(name):
                 raise
         deadline = ctx.deadline
 
         def stop_at_deadline(rs: RetryCallState) -> bool:
-            return self.clock() + rs.upcoming_sleep >= deadline
+            return self.clock() + rs.upcoming_sleep >= deadline or not self.state.may_retry(name)
 
         backoff = wait_exponential_jitter(initial=cfg.backoff.initial, max=cfg.backoff.max, jitter=cfg.backoff.initial)
 

@@ -26,6 +26,10 @@ class StateStore(Protocol):
 
     def record_success(self, model: str) -> None: ...
 
+    def may_retry(self, model: str) -> bool:
+        """May a failed attempt be retried on this model at once? False once its breaker is not closed."""
+        ...
+
     def record_failure(self, model: str, kind: ErrorKind, retry_after: float | None, message: str) -> None: ...
 
     def describe(self, model: str) -> dict[str, Any]: ...
@@ -80,6 +84,9 @@ class MemoryStateStore:
         if not st.breaker.allow():
             return "breaker_open"
         return None
+
+    def may_retry(self, model: str) -> bool:
+        return self._get(model).breaker.state is BreakerState.CLOSED
 
     def record_success(self, model: str) -> None:
         st = self._get(model)

@@ -118,3 +118,16 @@ async def test_context_too_long_skips_smaller_windows():
     ctx, result = await run(engine, adapters, call, cfg, ["a", "small", "big"], clock)
     assert result == "ok-big" and "small" not in calls
     assert [a.outcome for a in ctx.attempts] == ["context_too_long", "skipped:context_window", "ok"]
+
+
+async def test_a_failed_half_open_probe_is_not_retried():
+    # retries=2, but the breaker's single half-open probe fails: the model gets exactly one request.
+    engine, adapters, call, cfg, calls, slept, clock = make(
+        {"a": [err(ErrorKind.TRANSIENT)] * 6, "b": ["ok"] * 5}, retries=2)
+    await run(engine, adapters, call, cfg, ["a", "b"], clock)  # 3 transient failures: breaker opens
+    assert calls.count("a") == 3
+    clock.t += 30
+    calls.clear()
+    ctx, result = await run(engine, adapters, call, cfg, ["a", "b"], clock)
+    assert calls == ["a", "b"] and result == "ok"
+    assert [a.outcome for a in ctx.attempts] == ["transient", "ok"]
