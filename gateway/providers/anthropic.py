@@ -29,7 +29,7 @@ import orjson
 from gateway.errors import ErrorKind, UpstreamError
 from gateway.providers.base import Target, UpstreamRequest
 from gateway.providers.common import excerpt, load_json, retry_after_seconds, skip_malformed
-from gateway.providers.sse import SSEEvent, SSEParser
+from gateway.providers.sse import SSEEvent, SSEStreamDecoder
 
 DEFAULT_VERSION = "2023-06-01"
 DEFAULT_MAX_TOKENS = 4096
@@ -453,7 +453,7 @@ def _dumps(value: Any) -> str:
 
 
 # -- stream ------------------------------------------------------------------------------------------------
-class AnthropicStreamDecoder:
+class AnthropicStreamDecoder(SSEStreamDecoder):
     """Anthropic SSE: named events ``message_start`` -> content blocks -> ``message_delta`` -> ``message_stop``.
 
     ``ping`` and unknown event types produce nothing. ``event: error`` raises, classified by ``error.type``.
@@ -461,12 +461,13 @@ class AnthropicStreamDecoder:
     without ``message_stop`` is accepted as complete; one that ends before any stop reason was cut.
     """
 
-    __slots__ = ("_adapter", "_sse", "_include_usage", "_id", "_model", "_created", "_usage", "_tools",
-                 "started", "finished", "done", "malformed", "_bad_run")
+    __slots__ = ("_adapter", "_include_usage", "_id", "_model", "_created", "_usage", "_tools",
+                 "started", "finished", "done")
+    INCOMPLETE = "upstream stream ended before it was complete (no message_stop)"
 
     def __init__(self, adapter: AnthropicAdapter, include_usage: bool = False) -> None:
+        super().__init__()
         self._adapter = adapter
-        self._sse = SSEParser()
         self._include_usage = include_usage
         self._id = ""
         self._model = adapter.target.upstream_model
@@ -476,19 +477,13 @@ class AnthropicStreamDecoder:
         self.started = False
         self.finished = False
         self.done = False
-        self.malformed = 0
-        self._bad_run = 0
 
-    def feed(self, data: bytes) -> list[dict[str, Any]]:
-        return self._events(self._sse.feed(data))
+    def _complete(self) -> bool:
+        return self.done or self.finished
 
-    def close(self) -> list[dict[str, Any]]:
-        out = self._events(self._sse.close())
-        if not (self.done or self.finished):
-            raise UpstreamError(ErrorKind.TRANSIENT, "upstream stream ended before it was complete (no message_stop)")
-        if not self.done:
-            out.extend(self._usage_chunk())
-        return out
+    def _tail(self) -> list[dict[str, Any]]:
+        # Ended after the stop reason but without message_stop: the usage chunk message_stop would have sent.
+        return [] if self.done else self._usage_chunk()
 
     def _events(self, events: list[SSEEvent]) -> list[dict[str, Any]]:
         out: list[dict[str, Any]] = []

@@ -29,7 +29,7 @@ import orjson
 from gateway.errors import ErrorKind, UpstreamError
 from gateway.providers.base import Target, UpstreamRequest
 from gateway.providers.common import excerpt, load_json, retry_after_seconds, skip_malformed
-from gateway.providers.sse import SSEParser
+from gateway.providers.sse import SSEStreamDecoder
 
 
 FINISH_REASONS = {
@@ -545,7 +545,7 @@ def _completion(data: Mapping[str, Any], choices: list[dict[str, Any]]) -> dict[
 
 
 # -- stream -----------------------------------------------------------------------------------------------
-class GeminiStreamDecoder:
+class GeminiStreamDecoder(SSEStreamDecoder):
     """Gemini ``alt=sse``: each ``data:`` event is a whole ``GenerateContentResponse`` with the new parts only.
 
     There is no terminator: the stream is complete once every candidate has sent a ``finishReason`` (or the
@@ -553,12 +553,13 @@ class GeminiStreamDecoder:
     one seen is reported after the final chunk when the request asked for it.
     """
 
-    __slots__ = ("_adapter", "_sse", "_include_usage", "_expected", "_started", "_finished", "_calls",
-                 "_usage", "_model", "_created", "done", "malformed", "_bad_run")
+    __slots__ = ("_adapter", "_include_usage", "_expected", "_started", "_finished", "_calls",
+                 "_usage", "_model", "_created", "done")
+    INCOMPLETE = "upstream stream ended before a final finishReason"
 
     def __init__(self, adapter: GeminiAdapter, include_usage: bool = False, candidates: int = 1) -> None:
+        super().__init__()
         self._adapter = adapter
-        self._sse = SSEParser()
         self._include_usage = include_usage
         self._expected = candidates
         self._started: set[int] = set()
@@ -568,17 +569,9 @@ class GeminiStreamDecoder:
         self._model = ""
         self._created = int(time.time())
         self.done = False
-        self.malformed = 0
-        self._bad_run = 0
 
-    def feed(self, data: bytes) -> list[dict[str, Any]]:
-        return self._events(self._sse.feed(data))
-
-    def close(self) -> list[dict[str, Any]]:
-        out = self._events(self._sse.close())
-        if not self.done:
-            raise UpstreamError(ErrorKind.TRANSIENT, "upstream stream ended before a final finishReason")
-        return out
+    def _complete(self) -> bool:
+        return self.done
 
     def _chunk(self, choices: list[dict[str, Any]]) -> dict[str, Any]:
         return {"id": "", "object": "chat.completion.chunk", "created": self._created, "model": self._model,

@@ -18,7 +18,7 @@ import orjson
 from gateway.errors import ErrorKind, UpstreamError
 from gateway.providers.base import Target, UpstreamRequest
 from gateway.providers.common import excerpt, load_json, retry_after_seconds, skip_malformed
-from gateway.providers.sse import SSEParser
+from gateway.providers.sse import SSEStreamDecoder
 
 # Context-length wording for servers that send no structured code (vLLM, llama.cpp); only consulted for a 400.
 _CONTEXT_TEXT = re.compile(
@@ -144,31 +144,24 @@ def classify(status: int, etype: str, code: str, message: str) -> ErrorKind:
     return ErrorKind.BAD_REQUEST
 
 
-class OpenAIStreamDecoder:
+class OpenAIStreamDecoder(SSEStreamDecoder):
     """OpenAI SSE: ``data:`` lines of chunk JSON, ``data: [DONE]`` at the end, ``data: {"error": ...}`` in-band.
 
     A stream that closes after a chunk with a ``finish_reason`` but without ``[DONE]`` is complete (some servers
     omit the marker); one that closes before any finish_reason was cut.
     """
 
-    __slots__ = ("_adapter", "_sse", "done", "finished", "malformed", "_bad_run")
+    __slots__ = ("_adapter", "done", "finished")
+    INCOMPLETE = "upstream stream ended before it was complete (no [DONE])"
 
     def __init__(self, adapter: OpenAIAdapter) -> None:
+        super().__init__()
         self._adapter = adapter
-        self._sse = SSEParser()
         self.done = False
         self.finished = False
-        self.malformed = 0
-        self._bad_run = 0
 
-    def feed(self, data: bytes) -> list[dict[str, Any]]:
-        return self._events(self._sse.feed(data))
-
-    def close(self) -> list[dict[str, Any]]:
-        out = self._events(self._sse.close())
-        if not (self.done or self.finished):
-            raise UpstreamError(ErrorKind.TRANSIENT, "upstream stream ended before it was complete (no [DONE])")
-        return out
+    def _complete(self) -> bool:
+        return self.done or self.finished
 
     def _events(self, events: list) -> list[dict[str, Any]]:
         out: list[dict[str, Any]] = []

@@ -4,6 +4,9 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
+
+from gateway.errors import ErrorKind, UpstreamError
 
 
 @dataclass(slots=True)
@@ -58,3 +61,36 @@ class SSEParser:
         out = self.feed(b"\n\n") if (self._buf.strip() or self._data) else []
         self._buf = b""
         return out
+
+
+class SSEStreamDecoder:
+    """The skeleton every SSE-framed stream decoder shares: bytes -> ``SSEEvent`` s -> the provider's ``_events``
+    (OpenAI chunk dicts); at end of input ``close`` flushes, raises ``UpstreamError(transient)`` unless
+    ``_complete()`` says the provider's end condition was met, and appends ``_tail()`` (e.g. a usage chunk).
+    ``malformed`` / ``_bad_run`` are maintained through ``gateway.providers.common.skip_malformed``."""
+
+    __slots__ = ("_sse", "malformed", "_bad_run")
+    INCOMPLETE = "upstream stream ended before it was complete"
+
+    def __init__(self) -> None:
+        self._sse = SSEParser()
+        self.malformed = 0
+        self._bad_run = 0
+
+    def feed(self, data: bytes) -> list[dict[str, Any]]:
+        return self._events(self._sse.feed(data))
+
+    def close(self) -> list[dict[str, Any]]:
+        out = self._events(self._sse.close())
+        if not self._complete():
+            raise UpstreamError(ErrorKind.TRANSIENT, self.INCOMPLETE)
+        return out + self._tail()
+
+    def _events(self, events: list[SSEEvent]) -> list[dict[str, Any]]:
+        raise NotImplementedError
+
+    def _complete(self) -> bool:
+        raise NotImplementedError
+
+    def _tail(self) -> list[dict[str, Any]]:
+        return []
