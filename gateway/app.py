@@ -78,6 +78,7 @@ class Gateway:
         )
         self.metrics.watch_withdrawn(self._withdrawn)
         self.continuity = Continuity(self)  # audit writer, JSON request log, route-health gauges
+        self.state.on_transition = self.lifecycle
 
     def _state_dir(self, runtime: Runtime) -> Path | None:
         return state_dir(runtime.config, self.config_path)  # read once, at startup
@@ -86,6 +87,10 @@ class Gateway:
         f = runtime.config.failover
         self.state.configure(runtime.targets, f.breaker.failures, f.breaker.cooldown, f.withdrawn_recheck)
         self.withdrawals.configure(runtime.targets, f.withdrawn_recheck)
+
+    def lifecycle(self, event: str, **fields: Any) -> None:
+        """One JSON line on the ``gateway.lifecycle`` logger (reload, withdrawal, drill, breaker transitions)."""
+        self.continuity.log.lifecycle(event, **fields)
 
     def swap(self, runtime: Runtime) -> None:
         self._apply_state_config(runtime)

@@ -102,6 +102,7 @@ def build_admin_router(gw: Gateway) -> APIRouter:
     async def tidy() -> None:
         for e in gw.withdrawals.expire():
             log.warning("DRILL ended: %s %s is back in traffic (drill by %s)", e.target, e.name, e.actor)
+            gw.lifecycle("drill_ended", target=e.target, name=e.name, actor=e.actor)
             if gw.withdrawals_db is not None:
                 await asyncio.to_thread(gw.withdrawals_db.event, "drill-ended", e)
 
@@ -133,6 +134,8 @@ def build_admin_router(gw: Gateway) -> APIRouter:
                                         "log.", code="not_persisted") from None
         log.warning("WITHDRAWN %s %s (models: %s) by %s (admin key %s), contact=%s: %s [%s]", e.target, e.name,
                     ", ".join(models), e.actor, key, e.contact, e.reason, e.reference)
+        gw.lifecycle("withdrawal", target=e.target, name=e.name, models=models, actor=e.actor, admin_key_name=key,
+                     contact=e.contact, reason=e.reason, reference=e.reference)
         return {"withdrawal": e.public(gw.clock()), "models": models}
 
     @router.delete("/withdrawals/{target}/{name}")
@@ -149,6 +152,7 @@ def build_admin_router(gw: Gateway) -> APIRouter:
             await asyncio.to_thread(gw.withdrawals_db.delete, e, actor or key, key)
         log.warning("REINSTATED %s %s (models: %s) by %s (admin key %s)", target, name, ", ".join(models),
                     actor or key, key)
+        gw.lifecycle("reinstatement", target=target, name=name, models=models, actor=actor or key, admin_key_name=key)
         return {"reinstated": e.public(gw.clock()), "models": models}
 
     @router.post("/drills", status_code=201)
@@ -161,6 +165,8 @@ def build_admin_router(gw: Gateway) -> APIRouter:
             await asyncio.to_thread(gw.withdrawals_db.event, "drill-started", e, f"duration={body.duration:g}s")
         log.warning("DRILL started: %s %s (models: %s) out of traffic for %gs by %s: %s", e.target, e.name,
                     ", ".join(models), body.duration, e.actor, e.reason)
+        gw.lifecycle("drill_started", target=e.target, name=e.name, models=models, duration_s=body.duration,
+                     actor=e.actor, reason=e.reason)
         return {"drill": e.public(gw.clock()), "models": models}
 
     @router.delete("/drills/{target}/{name}")
@@ -173,6 +179,7 @@ def build_admin_router(gw: Gateway) -> APIRouter:
         if gw.withdrawals_db is not None:
             await asyncio.to_thread(gw.withdrawals_db.event, "drill-stopped", e)
         log.warning("DRILL stopped early: %s %s by admin key %s", target, name, key)
+        gw.lifecycle("drill_stopped", target=target, name=name, admin_key_name=key)
         return {"ended": e.public(gw.clock())}
 
     @router.post("/explain")

@@ -76,6 +76,7 @@ class ConfigReloader:
                 self.counts["error"] += 1
                 gw.metrics.reloads.labels("error").inc()
                 log.error("config reload (%s) rejected; still running version %s:\n%s", trigger, old.version, e)
+                gw.lifecycle("reload", result="error", trigger=trigger, version=old.version, errors=list(e.errors))
             else:
                 changed = runtime.version != old.version
                 if changed:
@@ -86,6 +87,7 @@ class ConfigReloader:
                 self.counts["ok"] += 1
                 gw.metrics.reloads.labels("ok").inc()
                 log.info("config reload (%s): %s, version %s", trigger, res.result, runtime.version)
+                gw.lifecycle("reload", result=res.result, trigger=trigger, version=runtime.version)
             self.last = res
             return res
 

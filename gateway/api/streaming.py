@@ -344,7 +344,8 @@ class StreamRelay:
                 usage = {"prompt_tokens": 0, "completion_tokens": tokens, "total_tokens": tokens}
             usage.pop("estimated", None)
             chunk: dict[str, Any] = {"id": self.resp_id, "object": "chat.completion.chunk",
-                                     "created": int(time.time()), "model": self.served[-1], "choices": [], "usage": usage}
+                                     "created": int(time.time()), "model": self.served[-1], "choices": [],
+                                     "usage": usage}
             if len(self.served) > 1:
                 chunk["x_gateway"] = {"served": self.served}
             out = b"data: " + orjson.dumps(chunk) + b"\n\n"

@@ -32,6 +32,11 @@ class CircuitBreaker:
         return self._state
 
     @property
+    def recorded_state(self) -> BreakerState:
+        """The state as last recorded, without consulting the clock (cheap; for transition detection)."""
+        return self._state
+
+    @property
     def open_until(self) -> float | None:
         return self._opened_at + self.cooldown if self._state is BreakerState.OPEN else None
 

@@ -50,6 +50,8 @@ class MemoryStateStore:
 
     def __init__(self, clock: Callable[[], float]) -> None:
         self._clock = clock
+        # Called on state changes only (breaker opened/closed, model marked unavailable), never per request.
+        self.on_transition: Callable[..., None] | None = None
         self._models: dict[str, _ModelState] = {}
         self._failures = 3
         self._cooldown = 30.0
@@ -90,16 +92,23 @@ class MemoryStateStore:
 
     def record_success(self, model: str) -> None:
         st = self._get(model)
+        was = st.breaker.recorded_state
         st.breaker.record_success()
-        st.unavailable_until = 0.0
-        st.unavailable_kind = ""
+        if was is not BreakerState.CLOSED and self.on_transition is not None:
+            self.on_transition("breaker_closed", model=model)
+        if st.unavailable_kind:
+            st.unavailable_until = 0.0
+            st.unavailable_kind = ""
 
     def record_failure(self, model: str, kind: ErrorKind, retry_after: float | None, message: str) -> None:
         st = self._get(model)
         mark = DECISIONS[kind].mark
         now = self._clock()
         if mark is Mark.BREAKER:
+            was = st.breaker.recorded_state
             st.breaker.record_failure()
+            if st.breaker.recorded_state is BreakerState.OPEN and was is not BreakerState.OPEN and self.on_transition:
+                self.on_transition("breaker_opened", model=model, cooldown_s=st.breaker.cooldown)
             return
         st.breaker.release_probe()
         if mark is Mark.COOLDOWN:
@@ -108,6 +117,9 @@ class MemoryStateStore:
             st.unavailable_until = now + self._recheck
             st.unavailable_kind = kind.value
             st.unavailable_message = redact(message)[:300]  # shown by /admin/state and /status: providers echo keys
+            if self.on_transition is not None:
+                self.on_transition("model_unavailable", model=model, kind=kind.value, recheck_s=self._recheck,
+                                   reason=st.unavailable_message)
 
     def reinstate(self, model: str) -> None:
         st = self._get(model)

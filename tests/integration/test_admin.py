@@ -192,3 +192,23 @@ def test_admin_explain_uses_the_live_state(emu, make_gateway):
     assert bad.status_code == 400 and bad.json()["error"]["param"] == "key_name"
     assert _admin(gw, "POST", "/admin/explain", key=GATEWAY_KEY, json=req).status_code == 403
     assert _admin(gw, "POST", "/admin/explain", json={"request": "nope"}).status_code == 400
+
+
+def test_lifecycle_events_are_json_lines(emu, make_gateway, caplog):
+    import json
+    import logging
+
+    caplog.set_level(logging.INFO, logger="gateway.lifecycle")
+    gw = make_gateway(admin_config(emu.url))
+    assert _withdraw(gw).status_code == 201
+    assert _admin(gw, "DELETE", "/admin/withdrawals/model/fable-5").status_code == 200
+    emu.set("gpt-5", "overloaded")
+    for _ in range(2):  # 2 requests x (1 + 1 retry) transient failures: the breaker (3 failures) opens
+        _chat(gw, model="general")
+    assert _admin(gw, "POST", "/admin/reload").status_code == 200
+    events = [json.loads(r.getMessage()) for r in caplog.records if r.name == "gateway.lifecycle"]
+    kinds = [e["event"] for e in events]
+    assert kinds[:2] == ["withdrawal", "reinstatement"] and "breaker_opened" in kinds and "reload" in kinds
+    w = events[0]
+    assert w["actor"] == "jane@corp" and w["admin_key_name"] == "ops-oncall" and w["models"] == ["fable-5"]
+    assert ADMIN_KEY not in caplog.text
