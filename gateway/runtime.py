@@ -47,6 +47,8 @@ class Runtime:
     policies: tuple[CompiledPolicy, ...] = ()
     anonymous: Caller = Caller(None)  # the caller when authentication is disabled
     admin_keys: dict[str, str] = field(default_factory=dict)  # sha256 hex -> admin key name
+    # Provider keys and extra header values, longest first: masked wherever text may reach a client or a log.
+    secrets: tuple[str, ...] = ()
 
     @property
     def default_route(self) -> Route | None:
@@ -99,8 +101,11 @@ def build_runtime(config: GatewayConfig, source_text: str | bytes = b"") -> Runt
     if isinstance(source_text, str):
         source_text = source_text.encode()
     version = hashlib.sha256(source_text or config.model_dump_json().encode()).hexdigest()[:12]
+    secrets = {t.api_key for t in targets.values() if t.api_key}
+    secrets.update(v for t in targets.values() for v in t.headers.values() if v)
     return Runtime(config, targets, adapters, routes, names, primary_of, keys, version, policies=policies,
-                   anonymous=anonymous, admin_keys=admin_keys)
+                   anonymous=anonymous, admin_keys=admin_keys,
+                   secrets=tuple(sorted((x for x in secrets if len(x) >= 4), key=len, reverse=True)))
 
 
 _COMMON_PROVIDER_FIELDS = {"kind", "base_url", "api_key", "vendor", "jurisdiction", "headers", "timeouts"}

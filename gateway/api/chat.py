@@ -149,7 +149,7 @@ class ChatEndpoint:
         timeouts = route.timeouts or runtime.config.failover.timeouts
         ctx = RunContext(route=route.name, deadline=start + timeouts.total,
                          precheck=_precheck(caller, gw.withdrawals), on_refusal=route.on_refusal,
-                         refusal_fallbacks=route.refusal_fallbacks)
+                         refusal_fallbacks=route.refusal_fallbacks, secrets=runtime.secrets)
         stream = bool(body.get("stream"))
         outcome = Outcome(500)
         try:

@@ -201,7 +201,7 @@ class StreamRelay:
                 return Outcome(200, self.served, self._total_usage())
             committed = await self._continue(cut, model)
             if committed is None:
-                message = f"upstream stream from {model} failed after it started: {redact(cut.message)}"
+                message = f"upstream stream from {model} failed after it started: {redact(cut.message, rt.secrets)}"
                 err = GatewayError(502, message, type="upstream_error", code="stream_interrupted")
                 watch.close()
                 await self.send({"type": "http.response.body", "body": b"data: " + err.body_bytes() + b"\n\n",
@@ -238,7 +238,7 @@ class StreamRelay:
             target = self.runtime.targets.get(model)
             if target is not None:
                 self.ctx.attempts.append(Attempt(target.name, target.provider, target.vendor, e.kind.value, e.status,
-                                                 message=redact(e.message)))
+                                                 message=redact(e.message, self.runtime.secrets)))
                 gw.state.record_failure(target.name, e.kind, e.retry_after, e.message)
             self._estimate_usage()
             return e

@@ -49,7 +49,7 @@ class Continuity:
         self.gw = gw
         rt = gw.runtime
         cfg = rt.config.audit
-        self._secrets = tuple(logs.secrets_of(rt.config))
+        self._secrets = rt.secrets
         self.log = logs.JsonLog(self._secrets)
         logs.ensure_output()
         self.writer: AuditWriter | None = None
@@ -79,7 +79,7 @@ class Continuity:
             self.writer.submit(record)
 
     def on_reload(self, runtime: Any) -> None:
-        self._secrets = tuple(logs.secrets_of(runtime.config))
+        self._secrets = runtime.secrets
         self.log.set_secrets(self._secrets)
 
     async def start(self) -> None:

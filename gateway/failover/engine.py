@@ -38,6 +38,7 @@ class RunContext:
     on_refusal: str = "return"  # the route's override of the policy_blocked decision
     refusal_fallbacks: tuple[str, ...] = ()
     continuation: bool = False  # continuing a cut stream: a rejected continuation request moves on
+    secrets: tuple[str, ...] = ()  # the config's secrets, masked in attempt messages and caller errors
 
 
 # Transient failures that say "this model is slow", not "this model hiccuped": retrying the same model would
@@ -102,7 +103,7 @@ class FailoverEngine:
                     if e.answer is not None:  # a refusal that is a complete answer (200, content_filter)
                         ctx.served = name
                         return e.answer
-                    raise _caller_error(e) from e
+                    raise _caller_error(e, ctx.secrets) from e
                 await _discard(e.answer)
                 if e.kind is ErrorKind.POLICY_BLOCKED and ctx.refusal_fallbacks:
                     tried = set(queue[:i])
@@ -174,7 +175,7 @@ class FailoverEngine:
             result = await call(adapter, t)
         except UpstreamError as e:
             ctx.attempts.append(Attempt(target.name, target.provider, target.vendor, e.kind.value, e.status,
-                                        self.clock() - t0, redact(e.message), e.retry_after))
+                                        self.clock() - t0, redact(e.message, ctx.secrets), e.retry_after))
             self.state.record_failure(target.name, e.kind, e.retry_after, e.message)
             raise
         except BaseException:
@@ -193,7 +194,7 @@ async def _discard(answer: Any) -> None:
         await close()
 
 
-def _caller_error(e: UpstreamError) -> GatewayError:
+def _caller_error(e: UpstreamError, secrets: tuple[str, ...] = ()) -> GatewayError:
     """A failure that goes back to the caller as the provider said it (bad request, policy block)."""
     status = e.status if e.status and 400 <= e.status < 500 else 400
     etype = "invalid_request_error"
@@ -201,7 +202,7 @@ def _caller_error(e: UpstreamError) -> GatewayError:
         code = e.code or "content_filter"
     else:
         code = e.code
-    return GatewayError(status, redact(e.message) or "upstream rejected the request", type=etype, code=code,
+    return GatewayError(status, redact(e.message, secrets) or "upstream rejected the request", type=etype, code=code,
                         param=e.param)
 
 

@@ -29,17 +29,6 @@ _FORBIDDEN = frozenset({"prompt", "messages", "content", "completion", "text", "
 
 
 
-def secrets_of(config: Any) -> list[str]:
-    """Every secret a config holds: provider API keys and extra header values."""
-    out: list[str] = []
-    for p in config.providers.values():
-        get = p.get if isinstance(p, Mapping) else lambda k, d=None, p=p: getattr(p, k, d)
-        if get("api_key"):
-            out.append(get("api_key"))
-        out.extend(v for v in (get("headers") or {}).values() if v)
-    return out
-
-
 def _clean(value: Any, secrets: tuple[str, ...]) -> Any:
     if isinstance(value, str):
         return redact(value, secrets)

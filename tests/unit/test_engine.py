@@ -131,3 +131,16 @@ async def test_a_failed_half_open_probe_is_not_retried():
     ctx, result = await run(engine, adapters, call, cfg, ["a", "b"], clock)
     assert calls == ["a", "b"] and result == "ok"
     assert [a.outcome for a in ctx.attempts] == ["transient", "ok"]
+
+
+async def test_configured_secrets_are_masked_in_attempts_and_caller_errors():
+    secret = "local-vllm-key"  # not key-shaped: only the configured value can catch it
+    engine, adapters, call, cfg, calls, slept, clock = make(
+        {"a": [err(ErrorKind.TRANSIENT, status=500)], "b": [UpstreamError(
+            ErrorKind.BAD_REQUEST, f"bad header value {secret}", status=400)]}, retries=0)
+    ctx = RunContext(route="r", deadline=clock() + 60, secrets=(secret,))
+    with pytest.raises(GatewayError) as ei:
+        await engine.run(ctx, ["a", "b"], adapters, cfg, call, cfg.timeouts)
+    assert secret not in ei.value.message and "***" in ei.value.message
+    assert [a.outcome for a in ctx.attempts] == ["transient", "bad_request"]
+    assert all(secret not in a.message for a in ctx.attempts)
