@@ -194,8 +194,11 @@ class StreamRelay:
             model = ctx.served or ""
             self.served.append(model)
             self.model_chars = 0
+            reported = len(self.usages)
             cut = await self._relay(committed, model)
             if cut is None:
+                if len(self.usages) == reported:  # this model reported no usage: count what it streamed
+                    self._estimate_usage()
                 watch.close()
                 await self.send({"type": "http.response.body", "body": self._closing(), "more_body": False})
                 return Outcome(200, self.served, self._total_usage())

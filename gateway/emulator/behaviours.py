@@ -28,6 +28,7 @@ COMMON_PARAMS: dict[str, str] = {
     "context_window": "if estimated prompt tokens exceed N, answer context_exceeded instead",
     "text": "fixed reply text",
     "words": "reply with N words 'w1 w2 ... wN'",
+    "no_usage": "OpenAI wire: ignore stream_options.include_usage (as older Ollama/vLLM builds do)",
 }
 
 # name -> {param: description}; only params listed here (plus COMMON_PARAMS) are accepted.

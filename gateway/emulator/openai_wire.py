@@ -323,7 +323,7 @@ class OpenAIFramer(StreamFramer):
 
     def finish(self, finish_reason: str, usage: Usage) -> bytes:
         out = self._chunk({}, finish_reason)
-        if self.req.include_usage:
+        if self.req.include_usage and not self.params.get("no_usage"):
             obj = self._obj([])
             obj["usage"] = {
                 "prompt_tokens": usage.prompt_tokens,

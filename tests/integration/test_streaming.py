@@ -182,3 +182,15 @@ def test_include_usage_sums_across_a_continuation(emu, make_gateway, client_for)
     assert usage.total_tokens == usage.prompt_tokens + usage.completion_tokens
     extra = chunks[-1].model_extra or {}
     assert extra.get("x_gateway", {}).get("served") == ["fable-5", "gpt-5"]
+
+
+def test_usage_counts_a_continuing_model_that_reports_none(emu, make_gateway, client_for):
+    # gpt-5 continues the cut answer but, like older self-hosted servers, ignores include_usage: its part of the
+    # answer still counts (by estimate), not only the cut model's.
+    emu.set("fable-5", "stream_cut:after=4,words=12")
+    emu.set("gpt-5", "healthy:words=12,no_usage=true")
+    gw = make_gateway(_cfg(emu))
+    text, chunks = _stream_text(client_for(gw), stream_options={"include_usage": True})
+    assert " ".join(text.split()) == WORDS
+    # fable-5 streamed "w1 w2 w3 w4" (~3 tokens at 4 chars a token), gpt-5 " w5 ... w12" (~6).
+    assert chunks[-1].usage.completion_tokens >= 8
