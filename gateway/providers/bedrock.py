@@ -28,7 +28,7 @@ import orjson
 
 from gateway.errors import ConfigError, ErrorKind, UpstreamError
 from gateway.providers.base import Target, UpstreamRequest
-from gateway.providers.common import excerpt, load_json, retry_after_seconds, skip_malformed
+from gateway.providers.common import excerpt, kind_from_status, load_json, retry_after_seconds, skip_malformed
 
 SIGNING_NAME = "bedrock"
 EVENTSTREAM_CT = "application/vnd.amazon.eventstream"
@@ -573,12 +573,4 @@ def classify(status: int, etype: str, message: str) -> ErrorKind:
         return ErrorKind.BAD_REQUEST
     if key in ERROR_KINDS:
         return ERROR_KINDS[key]
-    if status in (401, 403):
-        return ErrorKind.ACCESS_DENIED
-    if status == 404:
-        return ErrorKind.WITHDRAWN
-    if status == 429:
-        return ErrorKind.RATE_LIMITED
-    if status in (408, 424) or status >= 500 or status in (0, 200):
-        return ErrorKind.TRANSIENT
-    return ErrorKind.BAD_REQUEST
+    return kind_from_status(status) or ErrorKind.BAD_REQUEST

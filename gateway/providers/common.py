@@ -41,6 +41,22 @@ def retry_after_seconds(headers: Mapping[str, str], now: float | None = None) ->
     return max(0.0, when.timestamp() - (time.time() if now is None else now))
 
 
+def kind_from_status(status: int) -> ErrorKind | None:
+    """The HTTP-status fallback the providers share, for when their structured fields said nothing: None for
+    a status that means "the caller's request" (a bare 400/422), left to the provider's last resort."""
+    if status in (401, 403):
+        return ErrorKind.ACCESS_DENIED
+    if status == 404:
+        return ErrorKind.WITHDRAWN
+    if status == 413:
+        return ErrorKind.CONTEXT_TOO_LONG
+    if status == 429:
+        return ErrorKind.RATE_LIMITED
+    if status in (408, 409, 424) or status >= 500 or status in (0, 200):
+        return ErrorKind.TRANSIENT
+    return None
+
+
 # After this many undecodable stream events in a row a stream is treated as cut, not merely noisy.
 MAX_CONSECUTIVE_MALFORMED = 3
 

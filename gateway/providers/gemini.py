@@ -28,7 +28,7 @@ import orjson
 
 from gateway.errors import ErrorKind, UpstreamError
 from gateway.providers.base import Target, UpstreamRequest
-from gateway.providers.common import excerpt, load_json, retry_after_seconds, skip_malformed
+from gateway.providers.common import excerpt, kind_from_status, load_json, retry_after_seconds, skip_malformed
 from gateway.providers.sse import SSEStreamDecoder
 
 
@@ -192,19 +192,9 @@ def classify(status: int, rpc_status: str, reasons: list[str], message: str) -> 
     """Gemini classification: ErrorInfo reasons, then the google.rpc status name, then HTTP status, then text."""
     if any(r in ACCESS_REASONS for r in reasons):  # API_KEY_INVALID arrives as a 400 INVALID_ARGUMENT
         return ErrorKind.ACCESS_DENIED
-    kind = STATUS_KINDS.get(rpc_status)
+    kind = STATUS_KINDS.get(rpc_status) or kind_from_status(status)
     if kind is not None:
         return kind
-    if status in (401, 403):
-        return ErrorKind.ACCESS_DENIED
-    if status == 404:
-        return ErrorKind.WITHDRAWN
-    if status == 429:
-        return ErrorKind.RATE_LIMITED
-    if status == 413:
-        return ErrorKind.CONTEXT_TOO_LONG
-    if status in (408, 409) or status >= 500 or status in (0, 200):
-        return ErrorKind.TRANSIENT
     # Last resort, a bare 400 INVALID_ARGUMENT: Gemini has no structured signal for an over-long prompt.
     if status == 400 and _CONTEXT_TEXT.search(message):
         return ErrorKind.CONTEXT_TOO_LONG
