@@ -8,7 +8,6 @@ import anthropic
 import httpx
 import pytest
 
-from gateway.emulator.runner import EmulatorThread
 from gateway.errors import ErrorKind
 from gateway.providers.anthropic import AnthropicAdapter
 from gateway.providers.base import Target
@@ -18,18 +17,6 @@ MSGS = [{"role": "user", "content": "hi there"}]
 WEATHER = {"name": "get_weather", "description": "Weather by city",
            "input_schema": {"type": "object", "properties": {"location": {"type": "string"}},
                             "required": ["location"]}}
-
-
-@pytest.fixture(scope="module")
-def emu():
-    with EmulatorThread() as e:
-        yield e
-
-
-@pytest.fixture(autouse=True)
-def _reset(emu):
-    emu.reset()
-    yield
 
 
 @pytest.fixture

@@ -17,18 +17,6 @@ TOOL = {"type": "function", "function": {"name": "get_weather", "parameters": {
     "type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]}}}
 
 
-@pytest.fixture(scope="module")
-def emu():
-    with EmulatorThread() as e:
-        yield e
-
-
-@pytest.fixture(autouse=True)
-def _reset(emu):
-    emu.reset()
-    yield
-
-
 @pytest.fixture
 def az(emu):
     return openai.AzureOpenAI(azure_endpoint=emu.url, api_key=KEY, api_version="2024-10-21", max_retries=0, timeout=3)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 
 import boto3
 import botocore.config
@@ -10,26 +9,12 @@ import httpx
 import pytest
 from botocore.exceptions import ClientError, EventStreamError
 
-from gateway.emulator.runner import EmulatorThread
 
 MODEL = "anthropic.claude-3-haiku-20240307-v1:0"
 MSG = [{"role": "user", "content": [{"text": "Hello there"}]}]
 TOOLS = {"tools": [{"toolSpec": {"name": "get_weather", "description": "Weather",
                                  "inputSchema": {"json": {"type": "object", "properties": {"city": {"type": "string"}},
                                                           "required": ["city"]}}}}]}
-
-
-@pytest.fixture(scope="module")
-def emu_b() -> Iterator[EmulatorThread]:
-    with EmulatorThread() as emu:
-        yield emu
-
-
-@pytest.fixture
-def emu(emu_b: EmulatorThread) -> Iterator[EmulatorThread]:
-    emu_b.state.reset()
-    yield emu_b
-    emu_b.state.reset()
 
 
 @pytest.fixture

@@ -15,17 +15,10 @@ KEY = "AIza-emulator-test-key"
 MODEL = "gemini-2.5-flash"
 
 
-@pytest.fixture(scope="module")
-def gemu():
-    with EmulatorThread() as emu:
-        yield emu
-
-
 @pytest.fixture
-def gem(gemu):
-    gemu.state.reset()
-    yield gemu
-    gemu.state.reset()
+def gem(emu):
+    """The session's emulator (tests/conftest.py), reset for each test."""
+    return emu
 
 
 @pytest.fixture

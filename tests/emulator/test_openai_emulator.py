@@ -37,19 +37,6 @@ WEATHER_TOOL = {
 OTHER_TOOL = {"type": "function", "function": {"name": "lookup", "parameters": {"type": "object"}}}
 
 
-@pytest.fixture(scope="module")
-def emu():
-    with EmulatorThread() as e:
-        yield e
-
-
-@pytest.fixture(autouse=True)
-def _reset(request):
-    if "emu" in request.fixturenames:
-        request.getfixturevalue("emu").reset()
-    yield
-
-
 @pytest.fixture
 def client(emu):
     return openai.OpenAI(base_url=emu.url + "/v1", api_key="sk-test-key-123456", max_retries=0, timeout=3)
