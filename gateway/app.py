@@ -136,8 +136,13 @@ class Gateway:
             try:
                 version = await asyncio.to_thread(db.version)
                 if version != seen:
+                    w = self.withdrawals
+                    generation = w.generation
+                    version, entries = await asyncio.to_thread(db.snapshot)
+                    if w.generation != generation or w.pending:
+                        continue  # a local change raced the read: the read may predate it; re-read next time
                     seen = version
-                    self.withdrawals.replace(await asyncio.to_thread(db.current))
+                    w.replace(entries)
             except Exception:  # a locked or briefly unavailable DB must not end the loop
                 log.exception("could not re-read operator withdrawals")
 

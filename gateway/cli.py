@@ -351,6 +351,16 @@ def cmd_admin(args: argparse.Namespace) -> int:
     if not args.admin_key:
         print("gateway admin: no admin key (use --admin-key or GATEWAY_ADMIN_KEY)", file=sys.stderr)
         return 2
+    import http.client
+
+    try:
+        return _admin_cmd(args)
+    except (OSError, ValueError, http.client.HTTPException) as e:  # unreachable, bad URL, not a gateway's JSON
+        print(f"gateway admin {args.admin_cmd}: {args.url}: {getattr(e, 'reason', None) or e}", file=sys.stderr)
+        return 2
+
+
+def _admin_cmd(args: argparse.Namespace) -> int:
     cmd = args.admin_cmd
     if cmd == "withdraw":
         body = {"target": args.target, "name": args.name, "reason": args.reason, "reference": args.reference,
@@ -374,7 +384,8 @@ def cmd_admin(args: argparse.Namespace) -> int:
     else:
         status, data = _admin_request(args, "GET", "/admin/state")
     if status >= 400:
-        err = (data or {}).get("error") or {}
+        err = (data.get("error") if isinstance(data, dict) else None) or {}
+        err = err if isinstance(err, dict) else {"message": err}
         print(f"gateway admin {cmd}: HTTP {status}: {err.get('message', data)}", file=sys.stderr)
         return 1
     if cmd == "state":

@@ -126,12 +126,16 @@ def build_admin_router(gw: Gateway) -> APIRouter:
                   body.contact)
         e = gw.withdrawals.add(e)
         if gw.withdrawals_db is not None:
+            gw.withdrawals.pending += 1
             try:
                 await asyncio.to_thread(gw.withdrawals_db.put, e)
             except Exception as exc:  # keep it in force in memory; say loudly that it will not survive a restart
                 log.error("WITHDRAWAL NOT PERSISTED (in force until restart): %s %s: %s", e.target, e.name, exc)
                 raise GatewayError(500, "The withdrawal is in force but could not be persisted; see the gateway "
                                         "log.", code="not_persisted") from None
+            finally:
+                gw.withdrawals.pending -= 1
+                gw.withdrawals.generation += 1
         log.warning("WITHDRAWN %s %s (models: %s) by %s (admin key %s), contact=%s: %s [%s]", e.target, e.name,
                     ", ".join(models), e.actor, key, e.contact, e.reason, e.reference)
         gw.lifecycle("withdrawal", target=e.target, name=e.name, models=models, actor=e.actor, admin_key_name=key,
@@ -149,7 +153,12 @@ def build_admin_router(gw: Gateway) -> APIRouter:
         for m in models:
             gw.state.reinstate(m)
         if gw.withdrawals_db is not None:
-            await asyncio.to_thread(gw.withdrawals_db.delete, e, actor or key, key)
+            gw.withdrawals.pending += 1
+            try:
+                await asyncio.to_thread(gw.withdrawals_db.delete, e, actor or key, key)
+            finally:
+                gw.withdrawals.pending -= 1
+                gw.withdrawals.generation += 1
         log.warning("REINSTATED %s %s (models: %s) by %s (admin key %s)", target, name, ", ".join(models),
                     actor or key, key)
         gw.lifecycle("reinstatement", target=target, name=name, models=models, actor=actor or key, admin_key_name=key)
@@ -188,6 +197,14 @@ def build_admin_router(gw: Gateway) -> APIRouter:
         from gateway.reports.explain import explain
 
         headers = {"x-gateway-route": body.route_header} if body.route_header else None
+        if "messages" in body.request:  # malformed messages must be a 400 naming the field, as on /v1/, not a 500
+            from gateway.api.validate import validate_chat
+
+            try:
+                validate_chat(body.request)
+            except GatewayError as e:
+                raise GatewayError(400, e.message, param=f"request.{e.param}" if e.param else "request",
+                                   code=e.code) from None
         try:
             return explain(gw.runtime, body.request, key_name=body.key_name, headers=headers,
                            state=gw.describe()["models"])

@@ -260,6 +260,16 @@ class StreamRelay:
         if not rest:
             return None
         self.ctx.continuation = True
+        if self.ctx.precheck is None:
+            # The request started with no denial or withdrawal that could apply, so it got no precheck (the cheap
+            # path). A continuation may come minutes later: an operator withdrawal made since must still hold.
+            check = self.gw.withdrawals.check
+
+            def precheck(m: str) -> tuple[str, str] | None:
+                e = check(m)
+                return None if e is None else (e.outcome, e.reason)
+
+            self.ctx.precheck = precheck
         rt = self.runtime
         try:
             return await self.gw.engine.run(self.ctx, rest, rt.adapters, rt.config.failover, self._call_continue,

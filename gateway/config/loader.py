@@ -187,10 +187,14 @@ def _check_references(cfg: GatewayConfig, errors: list[tuple[str, str]]) -> None
                 if m not in cfg.models:
                     errors.append((f"keys[{i}].models[{j}]", f"unknown model {m!r}"))
     seen_admin: set[str] = set()
+    admin_hashes: set[str] = set()
     for i, key in enumerate(cfg.admin_keys):
         if key.name in seen_admin:
             errors.append((f"admin_keys[{i}].name", f"duplicate admin key name {key.name!r}"))
         seen_admin.add(key.name)
+        if key.sha256 in admin_hashes:
+            errors.append((f"admin_keys[{i}].sha256", "the same admin key is listed twice"))
+        admin_hashes.add(key.sha256)
         if key.sha256 in client_hashes:
             errors.append((f"admin_keys[{i}].sha256", "an admin key must not also be a client key"))
 

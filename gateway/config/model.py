@@ -8,11 +8,14 @@ set of classes, one per wire format, registered in ``PROVIDER_CONFIGS``.
 from __future__ import annotations
 
 import re
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from gateway.config.durations import Duration
+
+# A timeout of 0 passes as a duration but makes every request fail at once (deadline reached, instant stall).
+PositiveDuration = Annotated[Duration, Field(gt=0)]
 
 
 class _Strict(BaseModel):
@@ -20,10 +23,10 @@ class _Strict(BaseModel):
 
 
 class Timeouts(_Strict):
-    connect: Duration = 5.0
-    first_token: Duration = 30.0
-    idle: Duration = 30.0
-    total: Duration = 300.0
+    connect: PositiveDuration = 5.0
+    first_token: PositiveDuration = 30.0
+    idle: PositiveDuration = 30.0
+    total: PositiveDuration = 300.0
 
 
 class ProviderBase(_Strict):
@@ -130,9 +133,9 @@ class ModelConfig(_Strict):
 class RouteTimeouts(_Strict):
     """Per-route overrides of ``failover.timeouts`` (unset fields keep the global value)."""
 
-    first_token: Duration | None = None
-    idle: Duration | None = None
-    total: Duration | None = None
+    first_token: PositiveDuration | None = None
+    idle: PositiveDuration | None = None
+    total: PositiveDuration | None = None
 
 
 class SingleVendorOk(_Strict):
@@ -264,6 +267,19 @@ class PolicyConfig(_Strict):
             x = _str_list(x)
             out[k] = [str(i) for i in x] if isinstance(x, list) else x
         return out
+
+    @field_validator("when", "unless")
+    @classmethod
+    def _cond_not_empty(cls, v: Condition | None) -> Condition | None:
+        # An empty condition would silently make the rule apply to everyone (when) or to no one (unless), and an
+        # empty value list can match no caller: both are almost certainly typos, and one of them fails open.
+        if v is not None:
+            if not v:
+                raise ValueError("must name at least one attribute (omit it to apply the rule to every caller)")
+            for k, vals in v.items():
+                if not vals:
+                    raise ValueError(f"{k}: must list at least one accepted value")
+        return v
 
 
 class ReloadConfig(_Strict):

@@ -59,6 +59,10 @@ class Entry:
         return d
 
 
+def _lasts(e: Entry) -> float:
+    return float("inf") if e.until is None else e.until
+
+
 def _iso(t: float | None) -> str | None:
     if t is None:
         return None
@@ -118,6 +122,18 @@ class WithdrawalDB:
                                 "FROM withdrawals").fetchall()
         return [Entry("withdrawal", *r) for r in rows]
 
+    def snapshot(self) -> tuple[int, list[Entry]]:
+        """``version()`` and ``current()`` from one read transaction (consistent with each other)."""
+        with self._lock, self._connect() as conn:
+            conn.execute("BEGIN")
+            try:
+                version = int(conn.execute("SELECT coalesce(max(id), 0) FROM events").fetchone()[0])
+                rows = conn.execute("SELECT target, name, reason, reference, actor, admin_key, contact, created_at "
+                                    "FROM withdrawals").fetchall()
+            finally:
+                conn.rollback()
+        return version, [Entry("withdrawal", *r) for r in rows]
+
     def events(self, limit: int = 50) -> list[dict[str, Any]]:
         with self._lock, self._connect() as conn:
             rows = conn.execute("SELECT at, action, target, name, actor, admin_key, reason, reference, detail "
@@ -145,6 +161,10 @@ class Withdrawals:
         self.blocks: dict[str, Entry] = {}  # model -> the entry that takes it out of traffic (hot path reads this)
         self._targets: Mapping[str, Any] = {}
         self._recheck = 900.0
+        # For the cross-worker sync: ``generation`` grows with every local change (and when its DB write is done),
+        # ``pending`` counts local DB writes in flight. A DB read that overlapped either is stale: not adopted.
+        self.generation = 0
+        self.pending = 0
 
     # -- queries -----------------------------------------------------------------------------------------
     def check(self, model: str) -> Entry | None:
@@ -194,12 +214,14 @@ class Withdrawals:
             if e.contact == "recheck":
                 e.until, e.until_wall = self.clock() + self._recheck, e.created_at + self._recheck
             self.withdrawals[e.key] = e
+        self.generation += 1
         self._rebuild()
         return e
 
     def remove(self, kind: str, target: str, name: str) -> Entry | None:
         table = self.drills if kind == "drill" else self.withdrawals
         e = table.pop((target, name), None)
+        self.generation += 1
         self._rebuild()
         return e
 
@@ -215,12 +237,16 @@ class Withdrawals:
 
     def _rebuild(self) -> None:
         blocks: dict[str, Entry] = {}
-        # Withdrawals first: a drill on an already withdrawn model must not hide the real withdrawal.
+        # Per model, the entry that lasts longest (``check`` ignores an entry whose time is up, so a short one must
+        # not hide a longer one: an expired recheck window must not lift a ``contact: never`` vendor withdrawal).
+        # Withdrawals first, so on a tie a drill on an already withdrawn model does not hide the real withdrawal.
         for table in (self.withdrawals, self.drills):
             for e in table.values():
                 for m, t in self._targets.items():
-                    if m not in blocks and self.covers(e, t):
-                        blocks[m] = e
+                    if self.covers(e, t):
+                        cur = blocks.get(m)
+                        if cur is None or _lasts(e) > _lasts(cur):
+                            blocks[m] = e
         self.blocks = blocks  # swapped whole: a concurrent reader sees the old or the new dict
 
     def model_state(self, model: str) -> Entry | None:
