@@ -122,6 +122,16 @@ def cmd_explain(args: argparse.Namespace) -> int:
         rt = _report_config(args)
         if args.request:
             request = json.loads(Path(args.request).read_text(encoding="utf-8"))
+            if not isinstance(request, dict):
+                raise ValueError(f"{args.request}: expected a JSON object (an OpenAI chat request)")
+            if "messages" in request:
+                from gateway.api.validate import validate_chat
+                from gateway.errors import GatewayError
+
+                try:
+                    validate_chat(request)
+                except GatewayError as e:
+                    raise ValueError(f"{args.request}: {e.message}") from None
         else:
             request = {"messages": [{"role": "user", "content": args.prompt or ""}]}
         if args.model:
@@ -137,9 +147,10 @@ def cmd_explain(args: argparse.Namespace) -> int:
                 return 2
             state = data["models"]
         else:
-            base = Path(args.config).resolve().parent
-            sd = Path(rt.config.state_dir) if rt.config.state_dir else Path("state")
-            state = explain.withdrawals_state(rt, (sd if sd.is_absolute() else base / sd) / "withdrawals.sqlite")
+            from gateway.config.paths import state_dir
+
+            sd = state_dir(rt.config, args.config) or Path("state")
+            state = explain.withdrawals_state(rt, sd / "withdrawals.sqlite")
         res = explain.explain(rt, request, key_name=args.key_name, headers=headers, state=state)
     except (ConfigError, ValueError, OSError) as e:
         print(f"gateway explain: {e}", file=sys.stderr)

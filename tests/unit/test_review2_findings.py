@@ -181,3 +181,15 @@ async def test_sync_does_not_drop_a_withdrawal_made_while_it_read_the_db(tmp_pat
         task.cancel()
         with pytest.raises(asyncio.CancelledError):
             await task
+
+
+def test_gateway_explain_rejects_a_request_file_that_is_not_a_chat_request(tmp_path, capsys):
+    from gateway.cli import main
+
+    for text, expected in (("[1, 2]", "expected a JSON object"), ('{"messages": 5}', "'messages'"),
+                           ("nope", "Expecting value")):
+        f = tmp_path / "req.json"
+        f.write_text(text)
+        assert main(["explain", "--config", "config/demo.yaml", str(f)]) == 2
+        err = capsys.readouterr().err
+        assert expected in err and "Traceback" not in err
