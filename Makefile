@@ -24,8 +24,8 @@ bench: $(STAMP)
 	$(BIN)/python bench/bench.py
 
 check: $(STAMP)
-	OPENAI_API_KEY=$${OPENAI_API_KEY:-dummy} $(BIN)/gateway check config/gateway.yaml
-	$(BIN)/gateway check config/demo.yaml
+	OPENAI_API_KEY=$${OPENAI_API_KEY:-dummy} $(BIN)/gateway check --strict config/gateway.yaml
+	$(BIN)/gateway check --strict config/demo.yaml
 
 clean:
 	rm -rf $(VENV) .pytest_cache build *.egg-info
