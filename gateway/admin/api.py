@@ -104,7 +104,7 @@ def build_admin_router(gw: Gateway) -> APIRouter:
             log.warning("DRILL ended: %s %s is back in traffic (drill by %s)", e.target, e.name, e.actor)
             gw.lifecycle("drill_ended", target=e.target, name=e.name, actor=e.actor)
             if gw.withdrawals_db is not None:
-                await asyncio.to_thread(gw.withdrawals_db.event, "drill-ended", e)
+                await asyncio.to_thread(gw.withdrawals_db.delete_drill, e, "drill-ended")
 
     @router.get("/state")
     async def state(key: str = Depends(admin)) -> dict[str, Any]:
@@ -171,7 +171,12 @@ def build_admin_router(gw: Gateway) -> APIRouter:
         e = gw.withdrawals.add(Entry("drill", body.target, body.name, body.reason, "", body.actor or key, key),
                                duration=body.duration)
         if gw.withdrawals_db is not None:
-            await asyncio.to_thread(gw.withdrawals_db.event, "drill-started", e, f"duration={body.duration:g}s")
+            gw.withdrawals.pending += 1
+            try:
+                await asyncio.to_thread(gw.withdrawals_db.put_drill, e, f"duration={body.duration:g}s")
+            finally:
+                gw.withdrawals.pending -= 1
+                gw.withdrawals.generation += 1
         log.warning("DRILL started: %s %s (models: %s) out of traffic for %gs by %s: %s", e.target, e.name,
                     ", ".join(models), body.duration, e.actor, e.reason)
         gw.lifecycle("drill_started", target=e.target, name=e.name, models=models, duration_s=body.duration,
@@ -186,7 +191,12 @@ def build_admin_router(gw: Gateway) -> APIRouter:
         if e is None:
             raise GatewayError(404, f"no drill running on {target} {name!r}", param="name", code="no_drill")
         if gw.withdrawals_db is not None:
-            await asyncio.to_thread(gw.withdrawals_db.event, "drill-stopped", e)
+            gw.withdrawals.pending += 1
+            try:
+                await asyncio.to_thread(gw.withdrawals_db.delete_drill, e, "drill-stopped")
+            finally:
+                gw.withdrawals.pending -= 1
+                gw.withdrawals.generation += 1
         log.warning("DRILL stopped early: %s %s by admin key %s", target, name, key)
         gw.lifecycle("drill_stopped", target=target, name=name, admin_key_name=key)
         return {"ended": e.public(gw.clock())}

@@ -89,12 +89,38 @@ class WithdrawalDB:
             conn.execute("""CREATE TABLE IF NOT EXISTS withdrawals (
                 target TEXT NOT NULL, name TEXT NOT NULL, reason TEXT, reference TEXT, actor TEXT, admin_key TEXT,
                 contact TEXT NOT NULL, created_at REAL NOT NULL, PRIMARY KEY (target, name))""")
+            conn.execute("""CREATE TABLE IF NOT EXISTS drills (
+                target TEXT NOT NULL, name TEXT NOT NULL, reason TEXT, actor TEXT, admin_key TEXT,
+                created_at REAL NOT NULL, until_wall REAL NOT NULL, PRIMARY KEY (target, name))""")
             conn.execute("""CREATE TABLE IF NOT EXISTS events (
                 id INTEGER PRIMARY KEY AUTOINCREMENT, at REAL NOT NULL, action TEXT NOT NULL, target TEXT,
                 name TEXT, actor TEXT, admin_key TEXT, reason TEXT, reference TEXT, detail TEXT)""")
-            rows = conn.execute("SELECT target, name, reason, reference, actor, admin_key, contact, created_at "
-                                "FROM withdrawals").fetchall()
-        return [Entry("withdrawal", *r) for r in rows]
+            return self._entries(conn)
+
+    @staticmethod
+    def _entries(conn: sqlite3.Connection) -> list[Entry]:
+        """Withdrawals and running drills (shared by the workers and replicas of one ``state_dir``)."""
+        rows = conn.execute("SELECT target, name, reason, reference, actor, admin_key, contact, created_at "
+                            "FROM withdrawals").fetchall()
+        out = [Entry("withdrawal", *r) for r in rows]
+        for t, n, reason, actor, admin_key, created_at, until_wall in conn.execute(
+                "SELECT target, name, reason, actor, admin_key, created_at, until_wall FROM drills").fetchall():
+            out.append(Entry("drill", t, n, reason or "", "", actor or "", admin_key or "", "never", created_at,
+                             None, until_wall))
+        return out
+
+    def put_drill(self, e: Entry, detail: str) -> None:
+        with self._lock, self._connect() as conn:
+            conn.execute("INSERT OR REPLACE INTO drills VALUES (?,?,?,?,?,?,?)",
+                         (e.target, e.name, e.reason, e.actor, e.admin_key, e.created_at, e.until_wall))
+            self._event(conn, "drill-started", e, detail=detail)
+
+    def delete_drill(self, e: Entry, action: str) -> None:
+        """``action``: drill-stopped (by an operator) or drill-ended (its time was up)."""
+        with self._lock, self._connect() as conn:
+            gone = conn.execute("DELETE FROM drills WHERE target=? AND name=?", (e.target, e.name)).rowcount
+            if gone or action == "drill-stopped":  # several workers may notice the same end: log it once
+                self._event(conn, action, e)
 
     def put(self, e: Entry) -> None:
         with self._lock, self._connect() as conn:
@@ -118,9 +144,7 @@ class WithdrawalDB:
 
     def current(self) -> list[Entry]:
         with self._lock, self._connect() as conn:
-            rows = conn.execute("SELECT target, name, reason, reference, actor, admin_key, contact, created_at "
-                                "FROM withdrawals").fetchall()
-        return [Entry("withdrawal", *r) for r in rows]
+            return self._entries(conn)
 
     def snapshot(self) -> tuple[int, list[Entry]]:
         """``version()`` and ``current()`` from one read transaction (consistent with each other)."""
@@ -128,11 +152,10 @@ class WithdrawalDB:
             conn.execute("BEGIN")
             try:
                 version = int(conn.execute("SELECT coalesce(max(id), 0) FROM events").fetchone()[0])
-                rows = conn.execute("SELECT target, name, reason, reference, actor, admin_key, contact, created_at "
-                                    "FROM withdrawals").fetchall()
+                entries = self._entries(conn)
             finally:
                 conn.rollback()
-        return version, [Entry("withdrawal", *r) for r in rows]
+        return version, entries
 
     def events(self, limit: int = 50) -> list[dict[str, Any]]:
         with self._lock, self._connect() as conn:
@@ -193,6 +216,11 @@ class Withdrawals:
     def load(self, entries: list[Entry]) -> None:
         now_wall, now = self.wall(), self.clock()
         for e in entries:
+            if e.kind == "drill":
+                if e.until_wall is not None and e.until_wall > now_wall:  # an ended drill is not revived
+                    e.until = now + (e.until_wall - now_wall)
+                    self.drills[e.key] = e
+                continue
             if e.contact == "recheck":
                 e.until_wall = e.created_at + self._recheck
                 e.until = now + (e.until_wall - now_wall)
@@ -200,8 +228,9 @@ class Withdrawals:
         self._rebuild()
 
     def replace(self, entries: list[Entry]) -> None:
-        """Adopt the withdrawals another process (worker or replica sharing ``state_dir``) wrote to the DB."""
+        """Adopt the withdrawals and drills another process (worker or replica sharing ``state_dir``) wrote."""
         self.withdrawals = {}
+        self.drills = {}
         self.load(entries)
 
     def add(self, e: Entry, duration: float | None = None) -> Entry:

@@ -212,3 +212,20 @@ def test_lifecycle_events_are_json_lines(emu, make_gateway, caplog):
     w = events[0]
     assert w["actor"] == "jane@corp" and w["admin_key_name"] == "ops-oncall" and w["models"] == ["fable-5"]
     assert ADMIN_KEY not in caplog.text
+
+
+def test_drill_reaches_every_worker_and_its_early_end_too(emu, make_gateway):
+    gw1 = make_gateway(admin_config(emu.url), sync_interval=0.1)
+    gw2 = make_gateway(admin_config(emu.url), sync_interval=0.1)
+    r = _admin(gw1, "POST", "/admin/drills", json={"target": "model", "name": "fable-5", "duration": "10m",
+                                                   "reason": "quarterly rehearsal"})
+    assert r.status_code == 201, r.text
+    deadline = time.monotonic() + 5
+    while _chat(gw2).headers["x-gateway-attempts"] != "fable-5=skipped:drill,gpt-5=ok":
+        assert time.monotonic() < deadline, "the other worker never saw the drill"
+        time.sleep(0.05)
+    assert _admin(gw1, "DELETE", "/admin/drills/model/fable-5").status_code == 200
+    deadline = time.monotonic() + 5
+    while _chat(gw2).headers["x-gateway-attempts"] != "fable-5=ok":
+        assert time.monotonic() < deadline, "the other worker never saw the drill end"
+        time.sleep(0.05)
