@@ -20,15 +20,15 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from gateway.api.asgi import send_error
-from gateway.audit.wiring import Continuity
 from gateway.admin.api import build_admin_router
 from gateway.admin.reload import ConfigReloader
 from gateway.admin.status import build_status_router
+from gateway.api.asgi import send_error
 from gateway.api.chat import ChatEndpoint, authenticate
 from gateway.api.ratelimit import RateLimiter
-from gateway.config.paths import state_dir
+from gateway.audit.wiring import Continuity
 from gateway.config.loader import load_config
+from gateway.config.paths import state_dir
 from gateway.errors import GatewayError
 from gateway.failover.engine import FailoverEngine
 from gateway.failover.state import MemoryStateStore

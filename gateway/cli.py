@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import argparse
 import hashlib
+import json
 import os
 import secrets
 import sys
-import json
 from collections.abc import Sequence
 from typing import Any
 

@@ -6,7 +6,6 @@ A reload builds a new ``Runtime`` and swaps it whole; a request keeps the snapsh
 from __future__ import annotations
 
 import hashlib
-import re
 import time
 from dataclasses import dataclass, field
 from typing import Any
@@ -14,6 +13,7 @@ from typing import Any
 from gateway.config.model import GatewayConfig, Timeouts
 from gateway.providers import adapter_class
 from gateway.providers.base import Target
+from gateway.routing.patterns import compile_pattern
 from gateway.routing.policy import Caller, CompiledPolicy, build_caller, compile_policies
 
 # Whether a provider kind accepts an assistant message as the last turn (used for stream continuation).
@@ -25,7 +25,7 @@ class Route:
     name: str
     models: tuple[str, ...]
     aliases: tuple[str, ...]
-    patterns: tuple[re.Pattern[str], ...]
+    patterns: tuple[Any, ...]  # linear-time (RE2) patterns: .search(text), .pattern
     description: str = ""
     on_refusal: str = "return"  # return | failover
     refusal_fallbacks: tuple[str, ...] = ()
@@ -86,7 +86,7 @@ def build_runtime(config: GatewayConfig, source_text: str | bytes = b"") -> Runt
         timeouts = config.failover.timeouts
         if r.timeouts is not None:
             timeouts = timeouts.model_copy(update=r.timeouts.model_dump(exclude_none=True))
-        route = Route(rname, tuple(r.models), tuple(r.aliases), tuple(re.compile(x) for x in r.match), r.description,
+        route = Route(rname, tuple(r.models), tuple(r.aliases), tuple(compile_pattern(x) for x in r.match), r.description,
                       r.on_refusal, tuple(r.refusal_fallbacks), r.on_stream_cut, timeouts)
         routes[rname] = route
         names[rname] = route

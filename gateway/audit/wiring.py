@@ -18,8 +18,8 @@ import logging
 from typing import Any
 
 from gateway.audit.store import open_store
-from gateway.config.paths import audit_path
 from gateway.audit.writer import AuditWriter
+from gateway.config.paths import audit_path
 from gateway.observability import logs
 from gateway.observability.redact import redact
 

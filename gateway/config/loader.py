@@ -18,6 +18,7 @@ from pydantic import ValidationError
 
 from gateway.config.model import PROVIDER_CONFIGS, GatewayConfig, ProviderBase
 from gateway.errors import ConfigError
+from gateway.routing.patterns import check as check_pattern
 
 _ENV_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
 
@@ -148,10 +149,9 @@ def _check_references(cfg: GatewayConfig, errors: list[tuple[str, str]]) -> None
                 errors.append((f"routes.{rname}.models[{i}]", f"model {m!r} is listed twice"))
             seen.add(m)
         for i, pattern in enumerate(route.match):
-            try:
-                re.compile(pattern)
-            except re.error as e:
-                errors.append((f"routes.{rname}.match[{i}]", f"invalid regular expression {pattern!r}: {e}"))
+            problem = check_pattern(pattern)
+            if problem is not None:
+                errors.append((f"routes.{rname}.match[{i}]", problem))
     for rname, route in cfg.routes.items():
         for i, alias in enumerate(route.aliases):
             path = f"routes.{rname}.aliases[{i}]"

@@ -8,7 +8,7 @@ set of classes, one per wire format, registered in ``PROVIDER_CONFIGS``.
 from __future__ import annotations
 
 import re
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
@@ -304,7 +304,7 @@ class AuditConfig(_Strict):
 
 
 class GatewayConfig(_Strict):
-    providers: dict[str, dict] = Field(min_length=1)  # validated per kind by the loader
+    providers: dict[str, Any] = Field(min_length=1)  # validated per kind by the loader (ProviderBase after it)
     models: dict[str, ModelConfig] = Field(min_length=1)
     routes: dict[str, RouteConfig] = Field(min_length=1)
     default_route: str | None = None

@@ -24,7 +24,15 @@ from aiohttp import web
 
 from gateway.emulator.content import Reply, completion_tokens, message_text
 from gateway.emulator.core import (
-    JSON, ErrorResponse, ParsedRequest, Piece, StreamFramer, Usage, Wire, bearer_token, register_wire,
+    JSON,
+    ErrorResponse,
+    ParsedRequest,
+    Piece,
+    StreamFramer,
+    Usage,
+    Wire,
+    bearer_token,
+    register_wire,
 )
 from gateway.emulator.state import EmulatorState
 

@@ -21,9 +21,22 @@ from aiohttp import web
 
 from gateway.emulator.content import Reply, completion_tokens
 from gateway.emulator.core import (  # noqa: F401  (constants re-exported for compatibility)
-    DEFAULT_AFTER, DEFAULT_CONTEXT_WINDOW, ERROR_BEHAVIOURS, GARBAGE_LINES, JSON, MAX_HOLD_SECONDS,
-    STREAM_FAULTS, ErrorResponse, ParsedRequest, Piece, ScriptedHandler, StreamFramer, Usage, Wire,
-    bearer_token, register_wire,
+    DEFAULT_AFTER,
+    DEFAULT_CONTEXT_WINDOW,
+    ERROR_BEHAVIOURS,
+    GARBAGE_LINES,
+    JSON,
+    MAX_HOLD_SECONDS,
+    STREAM_FAULTS,
+    ErrorResponse,
+    ParsedRequest,
+    Piece,
+    ScriptedHandler,
+    StreamFramer,
+    Usage,
+    Wire,
+    bearer_token,
+    register_wire,
 )
 from gateway.emulator.state import EmulatorState
 

@@ -31,7 +31,6 @@ from gateway.providers.base import Target, UpstreamRequest
 from gateway.providers.common import excerpt, kind_from_status, load_json, retry_after_seconds, skip_malformed
 from gateway.providers.sse import SSEStreamDecoder
 
-
 FINISH_REASONS = {
     "STOP": "stop",
     "MAX_TOKENS": "length",

@@ -7,9 +7,9 @@ import sqlite3
 import time
 
 from gateway.audit.store import SQLiteAuditStore, record_to_row
+from gateway.audit.writer import AuditWriter
 from gateway.config.loader import parse_config
 from gateway.config.paths import audit_path
-from gateway.audit.writer import AuditWriter
 from gateway.failover.attempts import Attempt
 from gateway.observability.metrics import Metrics
 from gateway.observability.record import RequestRecord

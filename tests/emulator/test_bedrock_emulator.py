@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-
 import boto3
 import botocore.config
 import httpx
 import pytest
 from botocore.exceptions import ClientError, EventStreamError
-
 
 MODEL = "anthropic.claude-3-haiku-20240307-v1:0"
 MSG = [{"role": "user", "content": [{"text": "Hello there"}]}]

@@ -125,3 +125,24 @@ def test_durations(text, seconds):
 def test_bad_durations(bad):
     with pytest.raises(ValueError):
         parse_duration(bad)
+
+
+def test_route_patterns_must_be_linear_time():
+    errors = _errors(_with("routes.r.match", [r"(?<=CVE-)\d+"]))
+    assert any(e.startswith("g.yaml: routes.r.match[0]: ") and "linear-time" in e for e in errors), errors
+
+
+def test_a_pathological_pattern_cannot_stall_routing_on_a_crafted_prompt():
+    import threading
+
+    from gateway.routing.select import select_route
+    from gateway.runtime import build_runtime
+
+    cfg = parse_config(_with("routes.r.match", [r"(a+)+$"]), "g.yaml", {"KEY": "k"})
+    rt = build_runtime(cfg)
+    prompt = [{"role": "user", "content": "a" * 40 + "b"}]  # exponential for a backtracking engine
+    result: list = []
+    t = threading.Thread(target=lambda: result.append(select_route(rt, "auto", None, prompt)), daemon=True)
+    t.start()
+    t.join(2)
+    assert result and result[0].reason == "default"
