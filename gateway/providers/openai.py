@@ -17,7 +17,7 @@ import orjson
 
 from gateway.errors import ErrorKind, UpstreamError
 from gateway.providers.base import Target, UpstreamRequest
-from gateway.providers.common import excerpt, load_json, retry_after_seconds, skip_malformed
+from gateway.providers.common import excerpt, kind_from_status, load_json, retry_after_seconds, skip_malformed
 from gateway.providers.sse import SSEStreamDecoder
 
 # Context-length wording for servers that send no structured code (vLLM, llama.cpp); only consulted for a 400.
@@ -127,18 +127,11 @@ def classify(status: int, etype: str, code: str, message: str) -> ErrorKind:
         return ErrorKind.POLICY_BLOCKED
     if code == "insufficient_quota" or etype == "insufficient_quota":
         return ErrorKind.ACCESS_DENIED
-    if status in (401, 403):
-        return ErrorKind.ACCESS_DENIED
-    if status == 404:
-        return ErrorKind.WITHDRAWN
-    if status == 413:
-        return ErrorKind.CONTEXT_TOO_LONG
-    if status == 429:
-        return ErrorKind.RATE_LIMITED
-    if status in (408, 409) or status >= 500 or status == 0:
-        return ErrorKind.TRANSIENT
     if status == 200:  # an error object in a 200 body or mid-stream: server-side unless it says otherwise
         return ErrorKind.BAD_REQUEST if etype == "invalid_request_error" else ErrorKind.TRANSIENT
+    kind = kind_from_status(status)
+    if kind is not None:
+        return kind
     if status == 400 and _CONTEXT_TEXT.search(message):
         return ErrorKind.CONTEXT_TOO_LONG
     return ErrorKind.BAD_REQUEST
