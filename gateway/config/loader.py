@@ -170,31 +170,17 @@ def _check_references(cfg: GatewayConfig, errors: list[tuple[str, str]]) -> None
         for i, m in enumerate(route.refusal_fallbacks):
             if m not in cfg.models:
                 errors.append((f"routes.{rname}.refusal_fallbacks[{i}]", f"unknown model {m!r}"))
-    client_hashes: set[str] = set()
+    client_hashes = _check_unique_keys(cfg.keys or [], "keys", "key", errors)
     if cfg.keys:
-        seen_keys: set[str] = set()
         for i, key in enumerate(cfg.keys):
-            if key.name in seen_keys:
-                errors.append((f"keys[{i}].name", f"duplicate key name {key.name!r}"))
-            seen_keys.add(key.name)
-            if key.sha256 in client_hashes:
-                errors.append((f"keys[{i}].sha256", "the same key is listed twice"))
-            client_hashes.add(key.sha256)
             for j, r in enumerate(key.routes or ()):
                 if r not in names:
                     errors.append((f"keys[{i}].routes[{j}]", f"unknown route or alias {r!r}"))
             for j, m in enumerate(key.models or ()):
                 if m not in cfg.models:
                     errors.append((f"keys[{i}].models[{j}]", f"unknown model {m!r}"))
-    seen_admin: set[str] = set()
-    admin_hashes: set[str] = set()
+    _check_unique_keys(cfg.admin_keys, "admin_keys", "admin key", errors)
     for i, key in enumerate(cfg.admin_keys):
-        if key.name in seen_admin:
-            errors.append((f"admin_keys[{i}].name", f"duplicate admin key name {key.name!r}"))
-        seen_admin.add(key.name)
-        if key.sha256 in admin_hashes:
-            errors.append((f"admin_keys[{i}].sha256", "the same admin key is listed twice"))
-        admin_hashes.add(key.sha256)
         if key.sha256 in client_hashes:
             errors.append((f"admin_keys[{i}].sha256", "an admin key must not also be a client key"))
 
@@ -219,6 +205,20 @@ def _check_policies(cfg: GatewayConfig, providers: dict[str, ProviderBase], erro
                     listing = ", ".join(sorted(known_names)) or "none"
                     errors.append((f"policies[{i}].deny.{field}[{j}]",
                                    f"unknown {singular} {value!r} (known: {listing})"))
+
+
+def _check_unique_keys(keys: list[Any], path: str, what: str, errors: list[tuple[str, str]]) -> set[str]:
+    """Names and secrets (by hash) are unique within one key list; returns the hashes seen."""
+    names: set[str] = set()
+    hashes: set[str] = set()
+    for i, key in enumerate(keys):
+        if key.name in names:
+            errors.append((f"{path}[{i}].name", f"duplicate {what} name {key.name!r}"))
+        names.add(key.name)
+        if key.sha256 in hashes:
+            errors.append((f"{path}[{i}].sha256", f"the same {what} is listed twice"))
+        hashes.add(key.sha256)
+    return hashes
 
 
 def load_config(path: str | Path, env: Mapping[str, str] | None = None) -> GatewayConfig:

@@ -160,20 +160,22 @@ def test_cli_withdraw_state_reinstate_drill(emu, make_gateway, capsys):
     assert "HTTP 403" in capsys.readouterr().err
 
 
+def _eventually(gw, attempts: str, what: str) -> None:
+    """Poll until the gateway's next answer shows ``attempts`` (bounded: 5 s)."""
+    deadline = time.monotonic() + 5
+    while _chat(gw).headers["x-gateway-attempts"] != attempts:
+        assert time.monotonic() < deadline, what
+        time.sleep(0.05)
+
+
 def test_withdrawal_reaches_every_worker_sharing_the_state_dir(emu, make_gateway):
     # Two gateway processes' worth of state (as with --workers 2, or two replicas on one volume).
     gw1 = make_gateway(admin_config(emu.url), sync_interval=0.1)
     gw2 = make_gateway(admin_config(emu.url), sync_interval=0.1)
     assert _withdraw(gw1).status_code == 201
-    deadline = time.monotonic() + 5
-    while _chat(gw2).headers["x-gateway-attempts"] != "fable-5=skipped:withdrawn_by_operator,gpt-5=ok":
-        assert time.monotonic() < deadline, "the other worker never saw the withdrawal"
-        time.sleep(0.05)
+    _eventually(gw2, "fable-5=skipped:withdrawn_by_operator,gpt-5=ok", "the other worker never saw the withdrawal")
     assert _admin(gw1, "DELETE", "/admin/withdrawals/model/fable-5").status_code == 200
-    deadline = time.monotonic() + 5
-    while _chat(gw2).headers["x-gateway-attempts"] != "fable-5=ok":
-        assert time.monotonic() < deadline, "the other worker never saw the reinstatement"
-        time.sleep(0.05)
+    _eventually(gw2, "fable-5=ok", "the other worker never saw the reinstatement")
 
 
 def test_admin_explain_uses_the_live_state(emu, make_gateway):
@@ -220,12 +222,6 @@ def test_drill_reaches_every_worker_and_its_early_end_too(emu, make_gateway):
     r = _admin(gw1, "POST", "/admin/drills", json={"target": "model", "name": "fable-5", "duration": "10m",
                                                    "reason": "quarterly rehearsal"})
     assert r.status_code == 201, r.text
-    deadline = time.monotonic() + 5
-    while _chat(gw2).headers["x-gateway-attempts"] != "fable-5=skipped:drill,gpt-5=ok":
-        assert time.monotonic() < deadline, "the other worker never saw the drill"
-        time.sleep(0.05)
+    _eventually(gw2, "fable-5=skipped:drill,gpt-5=ok", "the other worker never saw the drill")
     assert _admin(gw1, "DELETE", "/admin/drills/model/fable-5").status_code == 200
-    deadline = time.monotonic() + 5
-    while _chat(gw2).headers["x-gateway-attempts"] != "fable-5=ok":
-        assert time.monotonic() < deadline, "the other worker never saw the drill end"
-        time.sleep(0.05)
+    _eventually(gw2, "fable-5=ok", "the other worker never saw the drill end")
