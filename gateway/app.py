@@ -23,6 +23,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from gateway.admin.api import build_admin_router
 from gateway.admin.reload import ConfigReloader
 from gateway.admin.status import build_status_router
+from gateway.admin.view import config_state, model_states
 from gateway.api.asgi import send_error
 from gateway.api.chat import ChatEndpoint, authenticate
 from gateway.api.ratelimit import RateLimiter
@@ -163,26 +164,15 @@ class Gateway:
         policies and keys (names and attributes only; never a secret or a hash)."""
         rt = self.runtime
         now = self.clock()
-        models = {}
-        for name, t in rt.targets.items():
-            info: dict[str, Any] = {"provider": t.provider, "vendor": t.vendor, "jurisdiction": t.jurisdiction}
-            info.update(self.state.describe(name))
-            e = self.withdrawals.check(name)
-            if e is not None:
-                info["state"] = "drill" if e.kind == "drill" else "withdrawn_by_operator"
-                info[e.kind] = e.public(now)
-            models[name] = info
+        models = model_states(self)
         keys = None
         if rt.keys is not None:
             keys = [{"name": c.name, "attributes": dict(c.attributes),
                      "routes": None if c.routes is None else sorted(c.routes), "rate_limit_per_minute": c.rate_limit,
                      "denied_models": {m: d.policy for m, d in sorted(c.denials.items())}}
                     for c in rt.keys.values()]
-        r = self.reloader
         return {
-            "config": {"version": rt.version, "path": self.config_path,
-                       "loaded_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(rt.loaded_at)),
-                       "last_reload": r.last.public() if r.last else None, "reloads": dict(r.counts)},
+            "config": {**config_state(self), "path": self.config_path},
             "models": models,
             "withdrawals": [e.public(now) for e in self.withdrawals.withdrawals.values()],
             "drills": [e.public(now) for e in self.withdrawals.drills.values()],

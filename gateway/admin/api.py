@@ -8,7 +8,6 @@ admin and provider keys) never appear in answers or logs.
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import logging
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -16,6 +15,7 @@ from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from gateway.admin.auth import bearer, check_admin_key
 from gateway.config.durations import parse_duration
 from gateway.errors import ConfigError, GatewayError
 from gateway.failover.withdrawals import TARGET_KINDS, Entry
@@ -67,22 +67,11 @@ class DrillBody(_Body):
 def build_admin_router(gw: Gateway) -> APIRouter:
     def admin(request: Request) -> str:
         """The admin key's name, or a 401/403."""
-        rt = gw.runtime
-        auth = request.headers.get("authorization")
-        if not auth or auth[:7].lower() != "bearer ":
+        key = bearer(request.headers)
+        if key is None:
             raise GatewayError(401, "Missing admin key: send 'Authorization: Bearer <admin key>'.",
                                code="missing_admin_key")
-        digest = hashlib.sha256(auth[7:].strip().encode()).hexdigest()
-        name = rt.admin_keys.get(digest)
-        if name is not None:
-            return name
-        if rt.keys is not None and digest in rt.keys:
-            raise GatewayError(403, "This is a client key; the admin API accepts only admin keys (admin_keys:).",
-                               type="permission_error", code="not_an_admin_key")
-        if not rt.admin_keys:
-            raise GatewayError(403, "The admin API is disabled: no admin_keys are configured.",
-                               type="permission_error", code="admin_api_disabled")
-        raise GatewayError(401, "Incorrect admin key provided.", code="invalid_admin_key")
+        return check_admin_key(gw.runtime, key)[0]
 
     router = APIRouter(prefix="/admin", dependencies=[Depends(admin)])
 

@@ -42,6 +42,10 @@ class AuditStore(Protocol):
     def rows(self, since: float, until: float | None = None, route: str | None = None) -> Iterator[dict[str, Any]]:
         """Rows with ``since <= time < until``, oldest first, JSON columns decoded."""
 
+    def newest(self, since: float, limit: int) -> list[dict[str, Any]]:
+        """At most ``limit`` rows with ``time >= since``, newest first, JSON columns decoded (a row whose JSON
+        cannot be decoded is left out). For the status page: bounded, whatever the store holds."""
+
     def close(self) -> None: ...
 
 
@@ -79,7 +83,8 @@ class SQLiteAuditStore:
         if self._conn is not None:
             return
         if self.readonly:
-            self._conn = sqlite3.connect(f"file:{self.path}?mode=ro", uri=True, check_same_thread=False, timeout=10)
+            self._conn = sqlite3.connect(f"{self.path.resolve().as_uri()}?mode=ro", uri=True, check_same_thread=False,
+                                         timeout=10)
             return
         self.path.parent.mkdir(parents=True, exist_ok=True)
         conn = sqlite3.connect(self.path, check_same_thread=False, timeout=10)
@@ -153,6 +158,22 @@ class SQLiteAuditStore:
                 row[c] = json.loads(row[c]) if row[c] is not None else None
             row["stream"] = bool(row["stream"])
             yield row
+
+    def newest(self, since: float, limit: int) -> list[dict[str, Any]]:
+        sql = f"SELECT {', '.join(COLUMNS)} FROM requests WHERE time >= ? ORDER BY time DESC, id DESC LIMIT ?"
+        with self._lock:
+            fetched = self._c().execute(sql, (since, limit)).fetchall()
+        out = []
+        for values in fetched:
+            row = dict(zip(COLUMNS, values, strict=True))
+            try:
+                for c in _JSON_COLUMNS:
+                    row[c] = orjson.loads(row[c]) if row[c] is not None else None
+            except orjson.JSONDecodeError:
+                continue
+            row["stream"] = bool(row["stream"])
+            out.append(row)
+        return out
 
     def close(self) -> None:
         with self._lock:

@@ -8,7 +8,8 @@ import time
 import httpx
 import pytest
 
-from gateway.admin.status import COOKIE, Sessions
+from gateway.admin.sessions import Sessions
+from gateway.admin.status import COOKIE
 from tests.conftest import GATEWAY_KEY
 from tests.integration.test_admin import ADMIN_KEY, _admin, _withdraw, admin_config
 
