@@ -26,6 +26,11 @@ def cmd_serve(args: argparse.Namespace) -> int:
     import uvicorn
 
     from gateway.config.loader import load_config
+    from gateway.server import PROTOCOL
+
+    if bool(args.ssl_certfile) != bool(args.ssl_keyfile):
+        print("gateway: --ssl-certfile and --ssl-keyfile go together", file=sys.stderr)
+        return 2
 
     try:
         load_config(args.config)  # fail fast, with the precise message, before starting workers
@@ -40,12 +45,14 @@ def cmd_serve(args: argparse.Namespace) -> int:
         port=args.port,
         workers=args.workers,
         loop="uvloop",
-        http="httptools",
+        http=PROTOCOL,  # uvicorn's httptools protocol plus the gateway's connection limits and timeouts
         access_log=False,
         proxy_headers=False,  # the gateway does not use the client address; the middleware costs per request
         log_level=args.log_level,
         timeout_graceful_shutdown=args.graceful_timeout,
         lifespan="on",
+        ssl_certfile=args.ssl_certfile,
+        ssl_keyfile=args.ssl_keyfile,
     )
     return 0
 
@@ -221,6 +228,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--log-level", default="info")
     s.add_argument("--graceful-timeout", type=float, default=30.0,
                    help="seconds to let in-flight requests finish on SIGTERM")
+    s.add_argument("--ssl-certfile", default=None, help="serve HTTPS with this PEM certificate (chain)")
+    s.add_argument("--ssl-keyfile", default=None, help="the certificate's PEM private key")
     s.set_defaults(func=cmd_serve)
 
     c = sub.add_parser("check", help="validate a config file")

@@ -12,6 +12,7 @@ import uvicorn
 import yaml
 
 from gateway.app import GatewayApp, create_app
+from gateway.server import PROTOCOL
 
 
 class ManualClock:
@@ -31,7 +32,8 @@ class GatewayThread:
     """``with GatewayThread(config_dict_or_path, tmp_dir) as gw: gw.url`` -> ``http://127.0.0.1:PORT``."""
 
     def __init__(self, config: dict[str, Any] | str | Path, workdir: str | Path | None = None,
-                 clock: Any = None, **app_kwargs: Any) -> None:
+                 clock: Any = None, *, graceful_timeout: float = 5, ssl: dict[str, str] | None = None,
+                 **app_kwargs: Any) -> None:
         if isinstance(config, dict):
             if workdir is None:
                 raise ValueError("workdir is required when config is a dict")
@@ -40,6 +42,8 @@ class GatewayThread:
             config = path
         self.config_path = Path(config)
         self.clock = clock or ManualClock()
+        self.graceful_timeout = graceful_timeout
+        self.ssl = ssl or {}  # uvicorn's ssl_certfile / ssl_keyfile
         self.app: GatewayApp = create_app(self.config_path, clock=self.clock, **app_kwargs)
         self.gateway = self.app.gateway
         self._server: uvicorn.Server | None = None
@@ -48,12 +52,12 @@ class GatewayThread:
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
+        return f"{'https' if self.ssl else 'http'}://127.0.0.1:{self.port}"
 
     def start(self) -> GatewayThread:
-        config = uvicorn.Config(self.app, host="127.0.0.1", port=0, loop="asyncio", http="httptools",
+        config = uvicorn.Config(self.app, host="127.0.0.1", port=0, loop="asyncio", http=PROTOCOL,
                                 lifespan="on", access_log=False, log_level="warning",
-                                timeout_graceful_shutdown=5)
+                                timeout_graceful_shutdown=self.graceful_timeout, **self.ssl)
         self._server = uvicorn.Server(config)
         self._server.install_signal_handlers = lambda: None  # type: ignore[method-assign]
         self._thread = threading.Thread(target=self._server.run, name="gateway", daemon=True)

@@ -82,6 +82,7 @@ class ChatEndpoint:
     def __init__(self, gw: Gateway) -> None:
         self.gw = gw
         self._ids = _RequestIds()
+        self.streams = 0  # streaming responses in flight (limits.max_streams)
 
     # -- entry -------------------------------------------------------------------------------------------
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
@@ -131,6 +132,9 @@ class ChatEndpoint:
             validate_chat(body)
             choice = select_route(runtime, body.get("model"), header(scope, b"x-gateway-route"), body["messages"])
             check_route(caller, choice.route.name)
+            if body.get("stream") and self.streams >= runtime.config.limits.max_streams:
+                raise GatewayError(503, "The gateway is serving its maximum number of streams; retry shortly.",
+                                   code="too_many_streams", headers={"retry-after": "1"})
         except GatewayError as e:
             route_label = choice.route.name if choice is not None else "none"
             if e.code == "route_not_allowed":
@@ -204,7 +208,11 @@ class ChatEndpoint:
     async def _stream(self, runtime: Runtime, body: dict[str, Any], choice: RouteChoice, ctx: RunContext,
                       base: Headers, send: Any, start: float, rid: str, watch: _Disconnect) -> Outcome:
         relay = StreamRelay(self.gw, runtime, body, choice, ctx, send, "chatcmpl-" + rid, start)
-        return await relay.run(lambda: _routed_headers(base, choice, ctx), watch)
+        self.streams += 1
+        try:
+            return await relay.run(lambda: _routed_headers(base, choice, ctx), watch)
+        finally:
+            self.streams -= 1
 
 
 def _precheck(caller: Caller, withdrawals: Any) -> Any:

@@ -7,6 +7,7 @@ set of classes, one per wire format, registered in ``PROVIDER_CONFIGS``.
 
 from __future__ import annotations
 
+import ipaddress
 import re
 from typing import Annotated, Any, Literal
 
@@ -288,7 +289,49 @@ class ReloadConfig(_Strict):
 
 
 class Limits(_Strict):
+    """Bounds on what one client, or all of them, can hold (README, "Security"). Read live: a reload applies to new
+    connections and requests."""
+
     max_body_bytes: int = Field(default=4 * 1024 * 1024, gt=0)
+    # Client connections held at once (idle keep-alive ones included); past it a new one gets a 503 + Retry-After.
+    max_connections: int = Field(default=10000, gt=0)
+    # Streaming responses in flight at once; past it a streaming request gets a 503 + Retry-After.
+    max_streams: int = Field(default=5000, gt=0)
+    header_timeout: PositiveDuration = 10.0  # from a request's first byte to the end of its headers
+    body_timeout: PositiveDuration = 30.0  # from the end of the headers to the end of the body
+    keepalive_timeout: PositiveDuration = 5.0  # a connection with no request in progress and no byte received
+    # A streaming client that accepts no byte for this long is dropped (its upstream stream is closed).
+    client_stall_timeout: PositiveDuration = 60.0
+    # Answer text kept per stream for a mid-stream continuation; past it that stream is not continued after a cut.
+    continuation_max_bytes: int = Field(default=1024 * 1024, gt=0)
+    # An upstream response body larger than this is a transient failure of that attempt (the request fails over).
+    max_response_bytes: int = Field(default=32 * 1024 * 1024, gt=0)
+    # Failed admin-key / status-page sign-in attempts per source address per minute before 429s (0: no throttle).
+    auth_failures_per_minute: int = Field(default=10, ge=0)
+
+
+class ServerConfig(_Strict):
+    """How the gateway sees its clients. ``trusted_proxies``: addresses or CIDR networks of the reverse proxies in
+    front of it; only from those are ``X-Forwarded-Proto`` (the status cookie gets ``Secure`` when it says https)
+    and ``X-Forwarded-For`` (the source address that failed authentication is throttled by) believed."""
+
+    trusted_proxies: list[str] = Field(default_factory=list)
+
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _networks(cls, v: list[str]) -> list[str]:
+        for i, item in enumerate(v):
+            try:
+                ipaddress.ip_network(item, strict=False)
+            except ValueError:
+                raise ValueError(f"trusted_proxies[{i}]: {item!r} is not an IP address or CIDR network") from None
+        return v
+
+
+class MetricsConfig(_Strict):
+    """``GET /metrics`` needs an admin key (``Authorization: Bearer``) unless ``public: true``."""
+
+    public: bool = False
 
 
 class AuditConfig(_Strict):
@@ -313,6 +356,8 @@ class GatewayConfig(_Strict):
     admin_keys: list[AdminKeyConfig] = Field(default_factory=list)
     policies: list[PolicyConfig] = Field(default_factory=list)
     limits: Limits = Limits()
+    server: ServerConfig = ServerConfig()
+    metrics: MetricsConfig = MetricsConfig()
     # Where operator withdrawals (SQLite, ``withdrawals.sqlite``) live. Relative paths are relative to the config
     # file's directory; default ``state/`` next to the config file. Read at startup only.
     state_dir: str | None = None
