@@ -19,6 +19,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import urllib.error
 import urllib.request
 from pathlib import Path
 
@@ -28,12 +29,30 @@ from bench import free_port, rss_mb, wait  # noqa: E402
 KEY = "bench-key"
 
 
+def short_request(gw_url: str) -> str:
+    """One non-streaming request to the other model: its status and attempts."""
+    r = urllib.request.Request(gw_url + "/v1/chat/completions", method="POST",
+                               data=json.dumps({"model": "short", "messages": [
+                                   {"role": "user", "content": "hi"}]}).encode(),
+                               headers={"authorization": f"Bearer {KEY}", "content-type": "application/json"})
+    try:
+        with urllib.request.urlopen(r, timeout=60) as resp:
+            return f"{resp.status} {resp.headers.get('x-gateway-attempts')}"
+    except urllib.error.HTTPError as e:
+        return f"{e.code} {e.headers.get('x-gateway-attempts')}"
+    except OSError as e:
+        return f"failed: {e}"
+
+
 def main() -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument("--clients", type=int, default=1000)
     ap.add_argument("--words", type=int, default=20000, help="words in each answer (~7 bytes of text a word)")
+    ap.add_argument("--token-delay", type=float, default=0.0,
+                    help="emulator seconds between pieces (0: as fast as it can, the worst case for buffering)")
     ap.add_argument("--hold", type=float, default=10.0, help="seconds the clients stay connected")
     ap.add_argument("--after", type=int, default=5, help="requests to the other model once they are gone")
+    ap.add_argument("--direct", action="store_true", help="first time one request straight to the emulator")
     args = ap.parse_args()
 
     emu_port, gw_port = free_port(), free_port()
@@ -47,9 +66,9 @@ models:
   long: {{provider: emu, model: long}}
   short: {{provider: emu, model: short}}
 routes:
-  long: {{models: [long]}}
-  short: {{models: [short]}}
-default_route: short
+  long-route: {{models: [long]}}
+  short-route: {{models: [short]}}
+default_route: short-route
 keys:
   - {{name: bench, sha256: {hashlib.sha256(KEY.encode()).hexdigest()}}}
 limits: {{max_connections: {args.clients + 100}, max_streams: {args.clients + 100}}}
@@ -58,7 +77,7 @@ state_dir: {tmp}/state
 """)
     py = sys.executable
     emu = subprocess.Popen([py, "-m", "gateway", "emulate", "--port", str(emu_port), "--quiet",
-                            "--model", f"long=healthy:words={args.words}"], stdout=subprocess.DEVNULL)
+                            "--model", f"long=healthy:words={args.words},token_delay={args.token_delay}"], stdout=subprocess.DEVNULL)
     gw = subprocess.Popen([py, "-m", "gateway", "serve", "--config", str(cfg), "--port", str(gw_port),
                            "--log-level", "warning"], stdout=subprocess.DEVNULL)
     results: list[str] = []
@@ -82,22 +101,27 @@ state_dir: {tmp}/state
         while time.monotonic() < deadline:
             peak = max(peak, rss_mb(gw.pid))
             time.sleep(0.2)
+        t0 = time.monotonic()
+        during = short_request(gw_url)  # while they all hold their streams
+        results.append(f"while they hold their streams: a request to another model of the same provider: "
+                       f"{during} in {time.monotonic() - t0:.2f}s")
         for s in socks:  # reset, as a killed client does
             s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
             s.close()
         t0 = time.monotonic()
         statuses = []
-        for _ in range(args.after):
-            r = urllib.request.Request(gw_url + "/v1/chat/completions", method="POST",
+        if args.direct:  # the emulator alone: is the upstream itself still busy?
+            r = urllib.request.Request(emu_url + "/v1/chat/completions", method="POST",
                                        data=json.dumps({"model": "short", "messages": [
                                            {"role": "user", "content": "hi"}]}).encode(),
-                                       headers={"authorization": f"Bearer {KEY}", "content-type": "application/json"})
-            try:
-                with urllib.request.urlopen(r, timeout=30) as resp:
-                    statuses.append(f"{resp.status} {resp.headers.get('x-gateway-attempts')}")
-            except urllib.error.HTTPError as e:
-                statuses.append(f"{e.code} {e.headers.get('x-gateway-attempts')}")
-        results.append(f"{args.clients} never-reading clients, {args.words} words each: gateway RSS {base:.0f} MB "
+                                       headers={"authorization": "Bearer sk-x", "content-type": "application/json"})
+            urllib.request.urlopen(r, timeout=60).read()
+            results.append(f"direct to the emulator after the reset: {time.monotonic() - t0:.2f}s")
+            t0 = time.monotonic()
+        for _ in range(args.after):
+            statuses.append(short_request(gw_url))
+        results.append(f"{args.clients} never-reading clients, {args.words} words each (emulator token_delay "
+                       f"{args.token_delay:g}s): gateway RSS {base:.0f} MB "
                        f"idle, peak {peak:.0f} MB ({(peak - base) * 1024 / max(args.clients, 1):.0f} KB a client)")
         results.append(f"after they reset: {args.after} requests to another model of the same provider in "
                        f"{time.monotonic() - t0:.2f}s: {', '.join(statuses)}")

@@ -96,11 +96,13 @@ class Gateway:
     def swap(self, runtime: Runtime) -> None:
         self._apply_state_config(runtime)
         self.runtime = runtime
+        if self.upstream is not None:
+            self.upstream.max_response_bytes = runtime.config.limits.max_response_bytes
         self.continuity.on_reload(runtime)
 
     async def start(self) -> None:
         if self.upstream is None:
-            self.upstream = UpstreamClient()
+            self.upstream = UpstreamClient(max_response_bytes=self.runtime.config.limits.max_response_bytes)
             if self.withdrawals_db is not None:
                 # Fail loudly: a gateway that forgot a legal withdrawal must not serve.
                 self.withdrawals.load(await asyncio.to_thread(self.withdrawals_db.init))
