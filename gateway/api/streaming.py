@@ -162,7 +162,12 @@ class StreamRelay:
         so = body.get("stream_options")
         self.include_usage = bool(isinstance(so, dict) and so.get("include_usage"))
         self.served: list[str] = []
-        self.text: list[str] = []  # content streamed to the client so far (choice 0)
+        self.text: list[str] = []  # content streamed to the client so far (choice 0), kept for a continuation
+        self.text_chars = 0  # characters of choice 0 streamed so far (kept or not)
+        self.text_bytes = 0  # their UTF-8 size while kept
+        # Past limits.continuation_max_bytes the text is dropped (0 here) and this stream is not continued after a
+        # cut: it ends with stream_interrupted, as with on_stream_cut: error.
+        self.keep_text = runtime.config.limits.continuation_max_bytes
         self.model_chars = 0  # characters streamed by the current model
         self.in_tool_call = False
         self.finished = False
@@ -252,7 +257,8 @@ class StreamRelay:
 
     async def _continue(self, cut: UpstreamError, model: str) -> Committed | None:
         """Find a model to continue the answer; None when the stream must end with the cut."""
-        if self.choice.route.on_stream_cut != "continue" or self.in_tool_call or not self.text:
+        if (self.choice.route.on_stream_cut != "continue" or self.in_tool_call or not self.text
+                or not self.keep_text):
             return None
         chain = self.choice.chain
         rest = chain[chain.index(model) + 1:] if model in chain else ()
@@ -305,8 +311,15 @@ class StreamRelay:
                 content = delta.get("content")
                 if content:
                     if ch.get("index", 0) == 0:
-                        self.text.append(content)
+                        self.text_chars += len(content)
                         self.model_chars += len(content)
+                        if self.keep_text:
+                            self.text_bytes += len(content.encode())
+                            if self.text_bytes > self.keep_text:
+                                self.keep_text = 0
+                                self.text = []
+                            else:
+                                self.text.append(content)
                     progress = True
                 if delta.get("tool_calls"):
                     self.in_tool_call = True
@@ -353,7 +366,7 @@ class StreamRelay:
         if self.include_usage:
             usage = self._total_usage()
             if usage is None:  # the upstream reported none: estimate from what was streamed
-                tokens = max(1, (len("".join(self.text)) + CHARS_PER_TOKEN - 1) // CHARS_PER_TOKEN)
+                tokens = max(1, (self.text_chars + CHARS_PER_TOKEN - 1) // CHARS_PER_TOKEN)
                 usage = {"prompt_tokens": 0, "completion_tokens": tokens, "total_tokens": tokens}
             usage.pop("estimated", None)
             chunk: dict[str, Any] = {"id": self.resp_id, "object": "chat.completion.chunk",
