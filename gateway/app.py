@@ -21,7 +21,9 @@ from fastapi.responses import JSONResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from gateway.admin.api import build_admin_router
+from gateway.admin.auth import AuthThrottle, admin_from_request, metrics_caller
 from gateway.admin.reload import ConfigReloader
+from gateway.admin.sessions import MemoryRevokedSessions, RevokedSessions
 from gateway.admin.status import build_status_router
 from gateway.admin.view import config_state, model_states
 from gateway.api.asgi import send_error
@@ -61,6 +63,10 @@ class Gateway:
         self.metrics = Metrics()
         self.upstream: UpstreamClient = None  # type: ignore[assignment]  # set in the lifespan
         self.limiter = RateLimiter(clock)
+        # Admin surface state behind small interfaces (a shared backend can replace either): failed-auth throttle
+        # per source address, and status-page sessions revoked by logout.
+        self.auth_throttle = AuthThrottle(clock)
+        self.revoked_sessions: RevokedSessions = MemoryRevokedSessions()
         self.withdrawals = Withdrawals(clock)
         self.withdrawals_db: WithdrawalDB | None = None
         state_dir = self._state_dir(runtime)
@@ -210,8 +216,8 @@ def build_api(gw: Gateway) -> FastAPI:
         finally:
             await gw.stop()
 
-    app = FastAPI(title="LLM failover gateway", lifespan=lifespan, docs_url=None, redoc_url=None,
-                  openapi_url="/openapi.json")
+    # /openapi.json is served below, behind an admin key (the schema describes the whole admin API).
+    app = FastAPI(title="LLM failover gateway", lifespan=lifespan, docs_url=None, redoc_url=None, openapi_url=None)
 
     @app.exception_handler(GatewayError)
     async def _gateway_error(request: Request, exc: GatewayError) -> JSONResponse:
@@ -246,13 +252,29 @@ def build_api(gw: Gateway) -> FastAPI:
         return {"status": "ok"}
 
     @app.get("/readyz")
-    async def readyz() -> JSONResponse:
+    async def readyz(request: Request) -> JSONResponse:
+        """For load balancers and orchestrators: 200 or 503 and the status, to anyone. The detail (routes and
+        their usable models) only with an admin key."""
         ok, detail = gw.ready()
-        return JSONResponse({"status": "ready" if ok else "not_ready", **detail}, status_code=200 if ok else 503)
+        body: dict[str, Any] = {"status": "ready" if ok else "not_ready"}
+        if request.headers.get("authorization") is not None and admin_from_request(gw, request) is not None:
+            body.update(detail)
+        return JSONResponse(body, status_code=200 if ok else 503)
 
     @app.get("/metrics")
-    async def metrics() -> Response:
+    async def metrics(request: Request) -> Response:
+        """Prometheus exposition. Needs ``Authorization: Bearer <admin key or metrics key>`` unless
+        ``metrics.public: true``."""
+        if not gw.runtime.config.metrics.public:
+            metrics_caller(gw, request)
         return Response(gw.metrics.exposition(), media_type="text/plain; version=0.0.4; charset=utf-8")
+
+    @app.get("/openapi.json", include_in_schema=False)
+    async def openapi(request: Request) -> JSONResponse:
+        if admin_from_request(gw, request) is None:
+            raise GatewayError(401, "Missing admin key: send 'Authorization: Bearer <admin key>'.",
+                               code="missing_admin_key")
+        return JSONResponse(app.openapi())
 
     @app.get("/v1/models")
     async def models(request: Request) -> dict[str, Any]:

@@ -22,6 +22,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 DEMO_KEY = "demo-key-not-secret"
 DEMO_ADMIN_KEY = "demo-admin-key-not-secret"
+DEMO_METRICS_KEY = "demo-metrics-key-not-secret"  # scrape-only (metrics.keys in config/demo.yaml)
 
 
 def _http(method: str, url: str, body: Any = None, headers: dict[str, str] | None = None) -> tuple[int, dict, bytes]:
@@ -155,7 +156,7 @@ def main() -> int:
         _http("DELETE", gw_url + "/admin/withdrawals/vendor/Google?actor=demo", headers=admin)
 
         print(_c("\n== 5. what an SRE sees on /metrics", "1"))
-        _, _, metrics = _http("GET", gw_url + "/metrics")
+        _, _, metrics = _http("GET", gw_url + "/metrics", headers={"authorization": f"Bearer {DEMO_METRICS_KEY}"})
         for line in metrics.decode().splitlines():
             if line.startswith(("gateway_failovers_total", "gateway_model_available", "gateway_requests_total",
                                 "gateway_model_withdrawn")) or (

@@ -66,6 +66,7 @@ def base_config(emu_url: str, **overrides: Any) -> dict[str, Any]:
             "timeouts": {"connect": "2s", "first_token": "2s", "idle": "2s", "total": "10s"},
         },
         "keys": [{"name": "tests", "sha256": _sha(GATEWAY_KEY)}],
+        "metrics": {"public": True},  # most tests read /metrics directly; its protection is tested on its own
     }
     for key, value in overrides.items():
         cfg[key] = value

@@ -15,7 +15,7 @@ from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from gateway.admin.auth import bearer, check_admin_key
+from gateway.admin.auth import admin_from_request
 from gateway.config.durations import parse_duration
 from gateway.errors import ConfigError, GatewayError
 from gateway.failover.withdrawals import TARGET_KINDS, Entry
@@ -66,12 +66,12 @@ class DrillBody(_Body):
 
 def build_admin_router(gw: Gateway) -> APIRouter:
     def admin(request: Request) -> str:
-        """The admin key's name, or a 401/403."""
-        key = bearer(request.headers)
-        if key is None:
+        """The admin key's name, or a 401/403 (a 429 while the source is locked out by failed attempts)."""
+        found = admin_from_request(gw, request)
+        if found is None:
             raise GatewayError(401, "Missing admin key: send 'Authorization: Bearer <admin key>'.",
                                code="missing_admin_key")
-        return check_admin_key(gw.runtime, key)[0]
+        return found[0]
 
     router = APIRouter(prefix="/admin", dependencies=[Depends(admin)])
 

@@ -27,7 +27,7 @@ from urllib.parse import parse_qs, urlsplit
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, RedirectResponse, Response
 
-from gateway.admin.auth import bearer, check_admin_key
+from gateway.admin.auth import admin_from_request, check_admin_key, request_is_tls, request_source
 from gateway.admin.recent import RECENT_DEFAULT, RECENT_MAX, RecentActivity
 from gateway.admin.sessions import SESSION_TTL, Sessions
 from gateway.admin.view import config_state, iso, model_states
@@ -120,10 +120,11 @@ def _html(body: str, status: int = 200, headers: dict[str, str] | None = None) -
 
 
 def login_page(assets: Assets, message: str | None = None, refresh: str | None = None,
-               status: int = 200) -> Response:
+               status: int = 200, headers: dict[str, str] | None = None) -> Response:
     action = "/status/login" + (f"?refresh={refresh}" if refresh else "")
     note = f'<p class="error" id="login-error" role="alert">{html.escape(message)}</p>' if message else ""
-    return _html(assets.login_html.replace("{action}", html.escape(action)).replace("{note}", note), status)
+    return _html(assets.login_html.replace("{action}", html.escape(action)).replace("{note}", note), status,
+                 headers)
 
 
 def _set_session(response: Response, token: str, secure: bool) -> None:
@@ -158,16 +159,21 @@ def build_status_router(gw: Gateway) -> APIRouter:
     assets = Assets()
     recent = RecentActivity(gw.continuity.path)
 
-    def session_name(request: Request) -> str | None:
+    async def session_name(request: Request) -> str | None:
+        """The admin key name of the request's session cookie: valid, unexpired, its key still configured, and
+        not revoked by a logout."""
         token = request.cookies.get(COOKIE)
-        return sessions.verify(token, gw.runtime.admin_keys) if token else None
+        name = sessions.verify(token, gw.runtime.admin_keys) if token else None
+        if name is None or await gw.revoked_sessions.is_revoked(Sessions.session_id(token or "")):
+            return None
+        return name
 
-    def authenticate(request: Request) -> str:
-        """For the JSON endpoint: the admin key's name, or an OpenAI-shaped 401/403."""
-        key = bearer(request.headers)
-        if key is not None:
-            return check_admin_key(gw.runtime, key, SURFACE)[0]
-        name = session_name(request)
+    async def authenticate(request: Request) -> str:
+        """For the JSON endpoint: the admin key's name, or an OpenAI-shaped 401/403 (429 while locked out)."""
+        found = admin_from_request(gw, request, SURFACE)
+        if found is not None:
+            return found[0]
+        name = await session_name(request)
         if name is not None:
             return name
         if COOKIE in request.cookies:
@@ -180,19 +186,16 @@ def build_status_router(gw: Gateway) -> APIRouter:
     async def status_page(request: Request) -> Response:
         refresh = _refresh_param(request)
         try:
-            key = bearer(request.headers)
+            found = admin_from_request(gw, request, SURFACE)
         except GatewayError as e:
-            return login_page(assets, e.message, refresh, e.status)
-        if key is not None:
-            try:
-                name, digest = check_admin_key(gw.runtime, key, SURFACE)
-            except GatewayError as e:
-                return login_page(assets, e.message, refresh, e.status)
+            return login_page(assets, e.message, refresh, e.status, e.headers)
+        if found is not None:
+            name, digest = found
             response = _html(assets.status_html)
-            _set_session(response, sessions.issue(digest), request.url.scheme == "https")
+            _set_session(response, sessions.issue(digest), request_is_tls(gw, request))
             log.info("status page opened with admin key %s", name)
             return response
-        if session_name(request) is not None:
+        if await session_name(request) is not None:
             return _html(assets.status_html)
         message = "Your session has expired; sign in again." if COOKIE in request.cookies else None
         response = login_page(assets, message, refresh)
@@ -218,29 +221,39 @@ def build_status_router(gw: Gateway) -> APIRouter:
         key = (fields.get("key") or [""])[0].strip()
         if not key:
             return login_page(assets, "Enter an admin key.", refresh, 400)
+        limit = gw.runtime.config.limits.auth_failures_per_minute
+        source = request_source(gw, request)
         try:
-            name, digest = check_admin_key(gw.runtime, key, SURFACE)
+            gw.auth_throttle.check(source, limit)  # during a lockout the key is not even looked at
+            try:
+                name, digest = check_admin_key(gw.runtime, key, SURFACE)
+            except GatewayError:
+                gw.auth_throttle.failed(source, limit)
+                raise
         except GatewayError as e:
-            log.warning("status page: sign-in refused (%s) from %s", e.code,
-                        request.client.host if request.client else "?")
-            return login_page(assets, e.message, refresh, e.status)
+            log.warning("status page: sign-in refused (%s) from %s", e.code, source)
+            return login_page(assets, e.message, refresh, e.status, e.headers)
         log.info("status page: signed in with admin key %s", name)
         response = RedirectResponse("/status" + (f"?refresh={refresh}" if refresh else ""), status_code=303,
                                     headers={"cache-control": "no-store"})
-        _set_session(response, sessions.issue(digest), request.url.scheme == "https")
+        _set_session(response, sessions.issue(digest), request_is_tls(gw, request))
         return response
 
     @router.post("/status/logout", include_in_schema=False)
     async def logout(request: Request) -> Response:
         if not _same_origin(request):
             return login_page(assets, "Cross-site sign-out refused.", None, 403)
+        token = request.cookies.get(COOKIE)
+        if token and sessions.verify(token, gw.runtime.admin_keys) is not None:
+            # Server-side: a copy of the cookie is refused from now on, not only this browser's.
+            await gw.revoked_sessions.revoke(Sessions.session_id(token), Sessions.expiry(token))
         response = RedirectResponse("/status", status_code=303, headers={"cache-control": "no-store"})
         response.delete_cookie(COOKIE, path="/status")
         return response
 
     @router.get("/status/data", include_in_schema=False)
     async def status_data(request: Request) -> JSONResponse:
-        name = authenticate(request)
+        name = await authenticate(request)
         unknown = sorted(set(request.query_params) - {"recent"})
         if unknown:
             raise GatewayError(400, f"Unknown query parameter {unknown[0]!r}; the only one is 'recent'.",

@@ -329,9 +329,11 @@ class ServerConfig(_Strict):
 
 
 class MetricsConfig(_Strict):
-    """``GET /metrics`` needs an admin key (``Authorization: Bearer``) unless ``public: true``."""
+    """``GET /metrics`` needs ``Authorization: Bearer`` with one of ``keys`` (scrape-only keys, sha256 like
+    ``admin_keys``) or an admin key, unless ``public: true``."""
 
     public: bool = False
+    keys: list[AdminKeyConfig] = Field(default_factory=list)
 
 
 class AuditConfig(_Strict):

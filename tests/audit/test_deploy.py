@@ -91,3 +91,17 @@ def test_alert_rules_pass_promtool():
     names = {rule["alert"] for g in yaml.safe_load(ALERTS.read_text())["groups"] for rule in g["rules"]}
     assert {"GatewayPrimaryModelWithdrawn", "GatewayRouteWithoutHealthyFallback", "GatewayFailoverRateHigh",
             "GatewayAllModelsOfRouteDown", "GatewayAuditRecordsDropped"} <= names
+
+
+def test_prometheus_scrape_config_sends_a_bearer_key_and_passes_promtool():
+    """/metrics needs a key by default: the shipped scrape config must send one (and be valid Prometheus config)."""
+    path = ROOT / "deploy/prometheus/prometheus.yml"
+    doc = yaml.safe_load(path.read_text())
+    job = next(j for j in doc["scrape_configs"] if j["metrics_path"] == "/metrics")
+    assert job["authorization"]["type"] == "Bearer" and job["authorization"]["credentials_file"]
+    promtool = shutil.which("promtool")
+    if promtool is None:
+        pytest.fail("promtool not found: install the Debian package `prometheus` (apt-get install -y prometheus)")
+    r = subprocess.run([promtool, "check", "config", "--syntax-only", str(path)], check=False, capture_output=True,
+                       text=True, timeout=60)
+    assert r.returncode == 0, r.stdout + r.stderr
