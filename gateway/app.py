@@ -76,6 +76,9 @@ class Gateway:
             log.warning("no config file and no state_dir: operator withdrawals will not survive a restart")
         self.reloader = ConfigReloader(self)
         self._sync_task: asyncio.Task[None] | None = None
+        # Awaited on shutdown before the audit writer closes: lets requests ended at the drain deadline record
+        # their outcome (set by GatewayApp to the chat endpoint's wait).
+        self.quiesce: Callable[[float], Awaitable[None]] | None = None
         self.runtime = runtime
         self._apply_state_config(runtime)
         self.metrics.watch_state(
@@ -130,6 +133,8 @@ class Gateway:
                 with contextlib.suppress(asyncio.CancelledError):
                     await self._sync_task
                 self._sync_task = None
+            if self.quiesce is not None:
+                await self.quiesce(2.0)
             await self.continuity.aclose()  # uvicorn let in-flight requests finish first: nothing answered is lost
             await self.upstream.aclose()
             self.upstream = None  # type: ignore[assignment]
@@ -310,6 +315,11 @@ class GatewayApp:
         self.gateway = gw
         self.api = build_api(gw)
         self.chat = ChatEndpoint(gw)
+        gw.quiesce = self.chat.wait_idle
+
+    def drain(self, graceful_timeout: float) -> None:
+        """Shutdown began (``gateway.server`` calls this): requests get ``graceful_timeout`` seconds."""
+        self.chat.drain(graceful_timeout)
 
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
         if scope["type"] == "http" and scope["path"] == "/v1/chat/completions":

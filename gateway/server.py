@@ -12,6 +12,8 @@
 * ``client_stall_timeout``: a client whose socket accepts no byte for this long while a response is being written
   (a never-reading stream client) is dropped; the handler sees a disconnect and closes its upstream stream.
 
+On graceful shutdown it hands the gateway its drain deadline (``GatewayApp.drain``).
+
 Timers are armed per connection state change (never per byte or per chunk): nothing is added to the request path.
 Used by ``gateway serve`` and ``gateway.testing.GatewayThread`` as ``http="gateway.server:GatewayHttpProtocol"``.
 """
@@ -41,11 +43,11 @@ TOO_MANY_CONNECTIONS = _canned(b"503 Service Unavailable", "too_many_connections
 HEADER_TIMEOUT = _canned(b"408 Request Timeout", "header_timeout", "The request headers took too long to arrive.")
 
 
-def _limits_source(app: Any) -> Any:
-    """The gateway behind uvicorn's middleware wrappers (an object with ``.gateway``), or None."""
+def _gateway_app(app: Any) -> Any:
+    """The ``GatewayApp`` behind uvicorn's middleware wrappers (an object with ``.gateway``), or None."""
     for _ in range(8):
         if hasattr(app, "gateway"):
-            return app.gateway
+            return app
         app = getattr(app, "app", None)
         if app is None:
             return None
@@ -56,8 +58,8 @@ class GatewayHttpProtocol(HttpToolsProtocol):
     def __init__(self, config: Any, server_state: Any, app_state: dict[str, Any],
                  _loop: asyncio.AbstractEventLoop | None = None) -> None:
         super().__init__(config, server_state, app_state, _loop)
-        self._gateway = _limits_source(self.app)
-        self._limits = self._gateway.runtime.config.limits if self._gateway is not None else None
+        self._gateway_app = _gateway_app(self.app)
+        self._limits = self._gateway_app.gateway.runtime.config.limits if self._gateway_app is not None else None
         if self._limits is not None:
             self.timeout_keep_alive = self._limits.keepalive_timeout
         self._deadline: asyncio.TimerHandle | None = None  # header or body timer
@@ -80,6 +82,14 @@ class GatewayHttpProtocol(HttpToolsProtocol):
         self._cancel_deadline()
         self._cancel_stall()
         super().connection_lost(exc)
+
+    def shutdown(self) -> None:
+        """Graceful shutdown began: tell the gateway its drain deadline (it ends streams still running just before
+        it with ``stream_interrupted``, instead of uvicorn's bare cancellation at it)."""
+        timeout = self.config.timeout_graceful_shutdown
+        if timeout is not None and self._gateway_app is not None and hasattr(self._gateway_app, "drain"):
+            self._gateway_app.drain(timeout)  # no timeout: uvicorn waits for every request, and so does the gateway
+        super().shutdown()
 
     # -- request phases -----------------------------------------------------------------------------------
     def on_message_begin(self) -> None:

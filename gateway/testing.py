@@ -56,7 +56,7 @@ class GatewayThread:
 
     def start(self) -> GatewayThread:
         config = uvicorn.Config(self.app, host="127.0.0.1", port=0, loop="asyncio", http=PROTOCOL,
-                                lifespan="on", access_log=False, log_level="warning",
+                                lifespan="on", access_log=False, log_level="warning", proxy_headers=False,
                                 timeout_graceful_shutdown=self.graceful_timeout, **self.ssl)
         self._server = uvicorn.Server(config)
         self._server.install_signal_handlers = lambda: None  # type: ignore[method-assign]

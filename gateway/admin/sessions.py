@@ -1,7 +1,8 @@
 """Status-page sessions: signed tokens, and server-side revocation (logout).
 
-A token is ``v1.<expiry>.<kid>.<sig>``: ``kid`` is an HMAC of the admin key's sha256 (so the token names no key and
-no hash, and dies with the key), ``sig`` an HMAC of the rest. The signing secret is random per process unless one is
+A token is ``v2.<expiry>.<kid>.<nonce>.<sig>``: ``kid`` is an HMAC of the admin key's sha256 (so the token names no
+key and no hash, and dies with the key), ``nonce`` makes every sign-in's token distinct (revoking one revokes no
+other), ``sig`` an HMAC of the rest. The signing secret is random per process unless one is
 passed in (a restart then signs everybody out).
 
 Logout revokes the token on the server: its id (a hash of the whole token, never the token) goes into a
@@ -67,7 +68,7 @@ class Sessions:
         return self._mac("kid:" + digest)[:32]
 
     def issue(self, digest: str) -> str:
-        payload = f"v1.{int(self.wall()) + SESSION_TTL}.{self._kid(digest)}"
+        payload = f"v2.{int(self.wall()) + SESSION_TTL}.{self._kid(digest)}.{secrets.token_hex(8)}"
         return f"{payload}.{self._mac(payload)}"
 
     @staticmethod
@@ -86,10 +87,10 @@ class Sessions:
         if not token or len(token) > MAX_TOKEN:
             return None
         parts = token.split(".")
-        if len(parts) != 4 or parts[0] != "v1":
+        if len(parts) != 5 or parts[0] != "v2":
             return None
-        payload = ".".join(parts[:3])
-        if not hmac.compare_digest(self._mac(payload), parts[3]):
+        payload = ".".join(parts[:4])
+        if not hmac.compare_digest(self._mac(payload), parts[4]):
             return None
         try:
             expiry = int(parts[1])

@@ -83,6 +83,12 @@ class ChatEndpoint:
         self.gw = gw
         self._ids = _RequestIds()
         self.streams = 0  # streaming responses in flight (limits.max_streams)
+        # Requests past authentication, validation and routing: their tasks, for the drain deadline. ``draining``
+        # is set just before those still running at the deadline are cancelled.
+        self._inflight: set[asyncio.Task[Any]] = set()
+        self.draining = False
+        self._drain_timer: asyncio.TimerHandle | None = None
+        self._idle: asyncio.Event | None = None
 
     # -- entry -------------------------------------------------------------------------------------------
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
@@ -149,6 +155,9 @@ class ChatEndpoint:
         except ConnectionAbortedError:
             return
         watch = _Disconnect(receive)
+        task = asyncio.current_task()
+        if task is not None:
+            self._inflight.add(task)
         route = choice.route
         timeouts = route.timeouts or runtime.config.failover.timeouts
         ctx = RunContext(route=route.name, deadline=start + timeouts.total,
@@ -162,13 +171,23 @@ class ChatEndpoint:
             else:
                 outcome = await self._complete(runtime, body, choice, ctx, base, send, rid, watch, timeouts)
         except asyncio.CancelledError:
-            if not watch.disconnected:
+            if not watch.disconnected and not self.draining:
                 raise
-            task = asyncio.current_task()
             if task is not None:
                 task.uncancel()
-            outcome = Outcome(499, error="client_disconnected")  # nginx's "client closed request"
+            if watch.disconnected:
+                outcome = Outcome(499, error="client_disconnected")  # nginx's "client closed request"
+            else:  # the drain deadline, before any answer was sent (a started stream ends in StreamRelay)
+                err = GatewayError(503, "The gateway is shutting down; retry the request.", code="shutting_down",
+                                   headers={"retry-after": "1"})
+                with contextlib.suppress(Exception):
+                    await send_error(send, err, _routed_headers(base, choice, ctx))
+                outcome = Outcome(503, error="shutting_down")
         finally:
+            if task is not None:
+                self._inflight.discard(task)
+                if not self._inflight and self._idle is not None:
+                    self._idle.set()
             watch.close()
             served = outcome.served or ([ctx.served] if ctx.served else [])
             gw.metrics.record_request(route.name, outcome.status, ctx.attempts, choice.chain, ctx.served)
@@ -176,6 +195,32 @@ class ChatEndpoint:
                 rid, wall, caller.name, route.name, choice.reason, stream, outcome.status, gw.clock() - start,
                 ctx.attempts, served, outcome.usage, choice.chain, dict(caller.attributes), outcome.error,
                 gw.continuity.prompt_hash(body)))
+
+    # -- shutdown ----------------------------------------------------------------------------------------
+    def drain(self, graceful_timeout: float) -> None:
+        """The server stopped accepting and gives in-flight requests ``graceful_timeout`` seconds. Shortly before
+        that deadline (uvicorn then cancels tasks bare) the requests still running are ended by the gateway: a
+        started stream with the ``stream_interrupted`` event, anything else with a 503; each is recorded as what
+        the client saw. Idempotent; called by ``gateway.server`` on every connection's shutdown."""
+        if self._drain_timer is not None:
+            return
+        margin = min(1.0, graceful_timeout * 0.2)  # time left to send the events and write the records
+        self._drain_timer = asyncio.get_running_loop().call_later(max(graceful_timeout - margin, 0), self._interrupt)
+
+    def _interrupt(self) -> None:
+        self.draining = True
+        for task in list(self._inflight):
+            task.cancel()
+
+    async def wait_idle(self, timeout: float) -> None:
+        """Until every request task has recorded its outcome (bounded): the lifespan shutdown calls this before
+        closing the audit writer, so a request ended at the drain deadline is still written."""
+        if not self._inflight:
+            return
+        self._idle = asyncio.Event()
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(timeout):
+                await self._idle.wait()
 
     # -- non-streaming -----------------------------------------------------------------------------------
     async def _complete(self, runtime: Runtime, body: dict[str, Any], choice: RouteChoice, ctx: RunContext,
@@ -208,6 +253,7 @@ class ChatEndpoint:
     async def _stream(self, runtime: Runtime, body: dict[str, Any], choice: RouteChoice, ctx: RunContext,
                       base: Headers, send: Any, start: float, rid: str, watch: _Disconnect) -> Outcome:
         relay = StreamRelay(self.gw, runtime, body, choice, ctx, send, "chatcmpl-" + rid, start)
+        relay.interruptible = lambda: self.draining and not watch.disconnected
         self.streams += 1
         try:
             return await relay.run(lambda: _routed_headers(base, choice, ctx), watch)

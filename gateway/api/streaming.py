@@ -174,6 +174,8 @@ class StreamRelay:
         self.usage_seen = False
         self.usages: list[dict[str, Any]] = []
         self.first_sent = False
+        # True when a cancellation is the drain deadline (set by the endpoint), not the client going away.
+        self.interruptible: Callable[[], bool] = lambda: False
 
     # -- the engine's calls ------------------------------------------------------------------------------
     async def _call(self, adapter: Any, t: Timeouts) -> Committed:
@@ -195,6 +197,25 @@ class StreamRelay:
             await send_error(self.send, e, headers())
             return Outcome(e.status, error=e.code or e.type)
         await self.send({"type": "http.response.start", "status": 200, "headers": [*SSE_HEADERS, *headers()]})
+        try:
+            return await self._answer(committed, watch)
+        except asyncio.CancelledError:
+            if not self.interruptible():
+                raise
+            task = asyncio.current_task()
+            if task is not None:
+                task.uncancel()
+            # The drain deadline: end with the event a cut gets (never a bare close), recorded as the client saw it.
+            err = GatewayError(503, "The gateway is shutting down; the answer was interrupted.", type="server_error",
+                               code="stream_interrupted")
+            watch.close()
+            with contextlib.suppress(Exception):
+                await self.send({"type": "http.response.body", "body": b"data: " + err.body_bytes() + b"\n\n",
+                                 "more_body": False})
+            return Outcome(200, self.served, self._total_usage(), "stream_interrupted")
+
+    async def _answer(self, committed: Committed, watch: Any) -> Outcome:
+        ctx, rt = self.ctx, self.runtime
         while True:
             model = ctx.served or ""
             self.served.append(model)
