@@ -5,43 +5,21 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import sqlite3
-import subprocess
-import sys
 import threading
 import time
 
 import httpx
-import yaml
 
 from tests.conftest import GATEWAY_KEY, base_config
-
-
-def _port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+from tests.integration.serve import serve
 
 
 def test_sigterm_finishes_in_flight_requests_and_loses_no_audit_record(emu, tmp_path):
     cfg = base_config(emu.url)
     cfg["audit"] = {"path": str(tmp_path / "audit.sqlite")}
     cfg["state_dir"] = str(tmp_path / "state")
-    path = tmp_path / "gateway.yaml"
-    path.write_text(yaml.safe_dump(cfg))
-    port = _port()
-    proc = subprocess.Popen([sys.executable, "-m", "gateway", "serve", "--config", str(path), "--port", str(port),
-                             "--log-level", "warning"], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 20
-        while time.monotonic() < deadline:
-            try:
-                if httpx.get(url + "/healthz", timeout=1).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                time.sleep(0.1)
+    with serve(cfg, tmp_path) as (proc, url):
         headers = {"authorization": f"Bearer {GATEWAY_KEY}"}
         body = {"model": "general", "messages": [{"role": "user", "content": "hi"}]}
         answered = 0
@@ -66,9 +44,6 @@ def test_sigterm_finishes_in_flight_requests_and_loses_no_audit_record(emu, tmp_
         # uvicorn re-raises the signal after its graceful shutdown, so the exit status is -SIGTERM.
         assert proc.wait(15) in (0, -signal.SIGTERM)
         assert b"Traceback" not in proc.stderr.read()
-    finally:
-        if proc.poll() is None:
-            proc.kill()
     rows = sqlite3.connect(tmp_path / "audit.sqlite").execute("SELECT count(*), sum(status = 200) FROM requests")
     count, ok = rows.fetchone()
     assert count == answered and ok == answered
