@@ -175,6 +175,7 @@ default_route: bench
 keys:
   - {{name: bench, sha256: {hashlib.sha256(KEY.encode()).hexdigest()}}}
 audit: {{enabled: {"false" if args.no_audit else "true"}, path: {tmp}/audit.sqlite}}
+metrics: {{public: true}}
 state_dir: {tmp}/state
 """)
     py = sys.executable

@@ -44,6 +44,14 @@ def short_request(gw_url: str) -> str:
         return f"failed: {e}"
 
 
+def direct_request(emu_url: str) -> None:
+    r = urllib.request.Request(emu_url + "/v1/chat/completions", method="POST",
+                               data=json.dumps({"model": "short", "messages": [
+                                   {"role": "user", "content": "hi"}]}).encode(),
+                               headers={"authorization": "Bearer sk-x", "content-type": "application/json"})
+    urllib.request.urlopen(r, timeout=120).read()
+
+
 def main() -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument("--clients", type=int, default=1000)
@@ -101,6 +109,11 @@ state_dir: {tmp}/state
         while time.monotonic() < deadline:
             peak = max(peak, rss_mb(gw.pid))
             time.sleep(0.2)
+        if args.direct:
+            t0 = time.monotonic()
+            direct_request(emu_url)
+            results.append(f"while they hold their streams: one request straight to the emulator took "
+                           f"{time.monotonic() - t0:.2f}s (the upstream's own load)")
         t0 = time.monotonic()
         during = short_request(gw_url)  # while they all hold their streams
         results.append(f"while they hold their streams: a request to another model of the same provider: "
@@ -111,11 +124,7 @@ state_dir: {tmp}/state
         t0 = time.monotonic()
         statuses = []
         if args.direct:  # the emulator alone: is the upstream itself still busy?
-            r = urllib.request.Request(emu_url + "/v1/chat/completions", method="POST",
-                                       data=json.dumps({"model": "short", "messages": [
-                                           {"role": "user", "content": "hi"}]}).encode(),
-                                       headers={"authorization": "Bearer sk-x", "content-type": "application/json"})
-            urllib.request.urlopen(r, timeout=60).read()
+            direct_request(emu_url)
             results.append(f"direct to the emulator after the reset: {time.monotonic() - t0:.2f}s")
             t0 = time.monotonic()
         for _ in range(args.after):
