@@ -17,7 +17,7 @@ import ipaddress
 import math
 import time
 from collections.abc import Callable, Mapping
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TypeVar
 
 from gateway.errors import GatewayError
 
@@ -26,6 +26,8 @@ if TYPE_CHECKING:
 
     from gateway.app import Gateway
     from gateway.runtime import Runtime
+
+T = TypeVar("T")
 
 
 def key_digest(key: str) -> str:
@@ -148,22 +150,29 @@ class AuthThrottle:
         q.append(now)
 
 
-def admin_from_request(gw: Gateway, request: Request, surface: str = "the admin API") -> tuple[str, str] | None:
-    """(name, sha256) of the admin key in the request's ``Authorization`` header; None when there is no header.
-    Failed attempts count against the source address (``limits.auth_failures_per_minute``); while it is locked out
-    every attempt is a 429."""
-    rt = gw.runtime
-    limit = rt.config.limits.auth_failures_per_minute
+def throttled(gw: Gateway, request: Request, authenticate: Callable[[], T]) -> T:
+    """Run ``authenticate`` (which raises a ``GatewayError`` on a bad key) under the failed-auth throttle of the
+    request's source address (``limits.auth_failures_per_minute``): a 429 while the source is locked out, without
+    calling it; every ``GatewayError`` it raises counts as a failure."""
+    limit = gw.runtime.config.limits.auth_failures_per_minute
     source = request_source(gw, request)
     gw.auth_throttle.check(source, limit)
     try:
-        key = bearer(request.headers)
-        if key is None:
-            return None
-        return check_admin_key(rt, key, surface)
+        return authenticate()
     except GatewayError:
         gw.auth_throttle.failed(source, limit)
         raise
+
+
+def admin_from_request(gw: Gateway, request: Request, surface: str = "the admin API") -> tuple[str, str] | None:
+    """(name, sha256) of the admin key in the request's ``Authorization`` header; None when there is no header.
+    Throttled (``throttled``)."""
+
+    def authenticate() -> tuple[str, str] | None:
+        key = bearer(request.headers)
+        return None if key is None else check_admin_key(gw.runtime, key, surface)
+
+    return throttled(gw, request, authenticate)
 
 
 def request_source(gw: Gateway, request: Request) -> str:
@@ -180,11 +189,9 @@ def request_is_tls(gw: Gateway, request: Request) -> bool:
 def metrics_caller(gw: Gateway, request: Request) -> str:
     """For ``GET /metrics``: the name of a metrics key (``metrics.keys``) or admin key in the Bearer header, else a
     401/403 (throttled like every admin authentication)."""
-    rt = gw.runtime
-    limit = rt.config.limits.auth_failures_per_minute
-    source = request_source(gw, request)
-    gw.auth_throttle.check(source, limit)
-    try:
+
+    def authenticate() -> str:
+        rt = gw.runtime
         key = bearer(request.headers)
         if key is None:
             raise GatewayError(401, "Missing key: /metrics needs 'Authorization: Bearer <metrics or admin key>' "
@@ -197,6 +204,5 @@ def metrics_caller(gw: Gateway, request: Request) -> str:
             raise GatewayError(403, "/metrics is closed: configure metrics.keys (or admin_keys), or set "
                                     "metrics.public: true.", type="permission_error", code="metrics_disabled")
         return check_admin_key(rt, key, "/metrics")[0]
-    except GatewayError:
-        gw.auth_throttle.failed(source, limit)
-        raise
+
+    return throttled(gw, request, authenticate)

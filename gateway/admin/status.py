@@ -27,7 +27,7 @@ from urllib.parse import parse_qs, urlsplit
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, RedirectResponse, Response
 
-from gateway.admin.auth import admin_from_request, check_admin_key, request_is_tls, request_source
+from gateway.admin.auth import admin_from_request, check_admin_key, request_is_tls, request_source, throttled
 from gateway.admin.recent import RECENT_DEFAULT, RECENT_MAX, RecentActivity
 from gateway.admin.sessions import SESSION_TTL, Sessions
 from gateway.admin.view import config_state, iso, model_states
@@ -221,17 +221,10 @@ def build_status_router(gw: Gateway) -> APIRouter:
         key = (fields.get("key") or [""])[0].strip()
         if not key:
             return login_page(assets, "Enter an admin key.", refresh, 400)
-        limit = gw.runtime.config.limits.auth_failures_per_minute
-        source = request_source(gw, request)
-        try:
-            gw.auth_throttle.check(source, limit)  # during a lockout the key is not even looked at
-            try:
-                name, digest = check_admin_key(gw.runtime, key, SURFACE)
-            except GatewayError:
-                gw.auth_throttle.failed(source, limit)
-                raise
+        try:  # during a lockout the key is not even looked at
+            name, digest = throttled(gw, request, lambda: check_admin_key(gw.runtime, key, SURFACE))
         except GatewayError as e:
-            log.warning("status page: sign-in refused (%s) from %s", e.code, source)
+            log.warning("status page: sign-in refused (%s) from %s", e.code, request_source(gw, request))
             return login_page(assets, e.message, refresh, e.status, e.headers)
         log.info("status page: signed in with admin key %s", name)
         response = RedirectResponse("/status" + (f"?refresh={refresh}" if refresh else ""), status_code=303,
