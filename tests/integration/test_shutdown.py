@@ -34,9 +34,12 @@ def test_sigterm_finishes_in_flight_requests_and_loses_no_audit_record(emu, tmp_
             r = httpx.post(url + "/v1/chat/completions", json=body, headers=headers, timeout=10)
             result["status"] = r.status_code
 
+        seen = len(emu.attempts("gpt-5"))
         t = threading.Thread(target=slow)
         t.start()
-        time.sleep(0.3)
+        deadline = time.monotonic() + 5  # SIGTERM once the request is in flight upstream, not still connecting
+        while len(emu.attempts("gpt-5")) == seen and time.monotonic() < deadline:
+            time.sleep(0.02)
         proc.send_signal(signal.SIGTERM)
         t.join(10)
         assert result.get("status") == 200
