@@ -7,9 +7,12 @@ Plain HTML + a little vanilla JS (static files in ``gateway/admin/static/``, no 
 Authentication is the admin API's (``gateway.admin.auth``): admin keys only, a client key is refused. A browser
 cannot send an ``Authorization`` header on navigation, so the page also has a login form: ``POST /status/login`` with
 the admin key in the form body sets an HttpOnly, SameSite=Strict cookie (path ``/status``) holding a signed session
-(``gateway.admin.sessions``; never the key). A session ends when it expires, when the process restarts, or when its
-admin key is removed from the config. ``GET /status`` with a valid ``Authorization: Bearer <admin key>`` also works
-(and sets the same cookie, for the page's polls). The key is never echoed into the page, logs or URLs.
+(``gateway.admin.sessions``; never the key). A session ends when it expires, when the process restarts, when its
+admin key is removed from the config, or on sign-out (revoked on the server: a copied cookie is refused too). The
+cookie is ``Secure`` when the request came over TLS or through a trusted proxy that says so
+(``server.trusted_proxies``). Sign-in attempts are throttled per source like every admin authentication.
+``GET /status`` with a valid ``Authorization: Bearer <admin key>`` also works (and sets the same cookie, for the
+page's polls). The key is never echoed into the page, logs or URLs.
 
 The live state is the admin API's view (``gateway.admin.view``); recent failovers and refusals come from the audit
 store (``gateway.admin.recent``).
