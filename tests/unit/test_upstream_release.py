@@ -5,6 +5,7 @@ at once that nobody reads) and never returned to the pool; reads are bounded pie
 from __future__ import annotations
 
 import asyncio
+import contextlib
 
 import pytest
 
@@ -80,5 +81,36 @@ async def test_a_response_over_max_response_bytes_is_transient():
         client.max_response_bytes = 1024 * 1024  # as a reload sets it
         assert len((await client.send(_req(url), T)).body) == 300 * 1024
     finally:
+        await client.aclose()
+        server.close()
+
+
+async def test_held_streams_do_not_starve_the_pool_for_other_requests():
+    """1,000+ streams held open (as by clients that do not read) and one more request to the same upstream host:
+    it is answered at once, not queued behind them for a free pool connection (aiohttp's pool cap was 1,000)."""
+    held: list[asyncio.StreamWriter] = []
+
+    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        head = await reader.readuntil(b"\r\n\r\n")
+        if b"/hold" in head.split(b"\r\n", 1)[0]:
+            writer.write(b"HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\n\r\ndata: {}\n\n")
+            held.append(writer)
+            return
+        writer.write(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok")
+        await writer.drain()
+
+    server = await asyncio.start_server(handle, "127.0.0.1", 0, backlog=2048)
+    base = f"http://127.0.0.1:{server.sockets[0].getsockname()[1]}"
+    client = UpstreamClient()
+    try:
+        async with asyncio.timeout(15), contextlib.AsyncExitStack() as stack:  # a capped pool waits forever here
+            for _ in range(1010):
+                await stack.enter_async_context(client.open_stream(_req(base + "/hold"), T))
+            async with asyncio.timeout(3):
+                r = await client.send(UpstreamRequest("POST", base + "/other", {}, b"{}"), T)
+            assert r.status == 200 and r.body == b"ok"
+    finally:
+        for w in held:
+            w.close()
         await client.aclose()
         server.close()
