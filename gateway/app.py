@@ -85,7 +85,8 @@ class Gateway:
 
     def _apply_state_config(self, runtime: Runtime) -> None:
         f = runtime.config.failover
-        self.state.configure(runtime.targets, f.breaker.failures, f.breaker.cooldown, f.withdrawn_recheck)
+        self.state.configure(runtime.targets, f.breaker.failures, f.breaker.cooldown, f.withdrawn_recheck,
+                             max_cooldown=f.breaker.max_cooldown)
         self.withdrawals.configure(runtime.targets, f.withdrawn_recheck)
 
     def lifecycle(self, event: str, **fields: Any) -> None:

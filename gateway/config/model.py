@@ -121,13 +121,41 @@ PROVIDER_CONFIGS: dict[str, type[ProviderBase]] = {
 }
 
 
+CAPABILITIES = ("tools", "json_schema", "n", "logprobs", "vision", "prefill")
+
+
+class ModelSupports(_Strict):
+    """What a model can do; unset (None) = the provider kind's default (``gateway.runtime.CAPABILITY_DEFAULTS``).
+    A request that needs a capability a model lacks skips the model (``skipped:unsupported:<param>``)."""
+
+    tools: bool | None = None
+    json_schema: bool | None = None  # response_format json_object / json_schema, enforced by the provider
+    n: bool | None = None  # n > 1 choices
+    logprobs: bool | None = None
+    vision: bool | None = None  # image parts in messages
+    prefill: bool | None = None  # accepts a trailing assistant turn (used to continue a cut stream)
+
+
 class ModelConfig(_Strict):
     provider: str
     model: str
     context_window: int = Field(default=128000, gt=0)
-    supports_tools: bool = True
-    # Whether the model accepts an assistant message as the last turn (prefill). None: the provider kind's default.
+    supports: ModelSupports = ModelSupports()
+    # Deprecated spellings of supports.tools / supports.prefill, still accepted (folded into ``supports``).
+    supports_tools: bool | None = None
     prefill: bool | None = None
+
+    @model_validator(mode="after")
+    def _fold_legacy(self) -> ModelConfig:
+        for old, new in (("supports_tools", "tools"), ("prefill", "prefill")):
+            value = getattr(self, old)
+            if value is None:
+                continue
+            declared = getattr(self.supports, new)
+            if declared is not None and declared != value:
+                raise ValueError(f"{old}: contradicts supports.{new}; keep only supports.{new}")
+            object.__setattr__(self, "supports", self.supports.model_copy(update={new: value}))
+        return self
 
 
 class RouteTimeouts(_Strict):
@@ -170,11 +198,21 @@ class Backoff(_Strict):
 
 class BreakerConfig(_Strict):
     failures: int = Field(default=3, ge=1)
-    cooldown: Duration = 30.0
+    cooldown: PositiveDuration = 5.0  # the first opening; each consecutive re-opening doubles it
+    max_cooldown: PositiveDuration = 300.0
+
+    @model_validator(mode="after")
+    def _ordered(self) -> BreakerConfig:
+        if self.max_cooldown < self.cooldown:
+            raise ValueError("max_cooldown: must be at least breaker.cooldown")
+        return self
 
 
 class FailoverConfig(_Strict):
     retries: int = Field(default=1, ge=0, le=10)
+    # A 429 whose Retry-After is at most this (and fits the deadline) is waited out and the same model retried
+    # once; longer or absent: the next model at once. 0 turns the wait off.
+    rate_limit_wait: Duration = 2.0
     backoff: Backoff = Backoff()
     breaker: BreakerConfig = BreakerConfig()
     withdrawn_recheck: Duration = 900.0
