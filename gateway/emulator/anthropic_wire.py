@@ -57,6 +57,8 @@ _MESSAGES: dict[str, tuple[int, str, str]] = {  # kind -> (status, error.type, m
     "bad_json": (400, "invalid_request_error", "There was an error parsing the body of your request."),
     "missing_model": (400, "invalid_request_error", "model: Field required"),
     "missing_messages": (400, "invalid_request_error", "messages: Field required"),
+    "prefill_rejected": (400, "invalid_request_error", "This model does not support assistant message prefill. "
+                         "The conversation must end with a user message."),
     "missing_max_tokens": (400, "invalid_request_error", "max_tokens: Field required"),
     "missing_version": (400, "invalid_request_error", "anthropic-version: header is required"),
 }

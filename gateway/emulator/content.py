@@ -36,6 +36,7 @@ Token accounting (deliberately crude and deterministic):
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass
 from typing import Any
 
@@ -159,6 +160,39 @@ def make_reply(request: dict[str, Any], model: str, params: dict[str, Any] | Non
     if reply.text is not None:
         return Reply(text=" ".join(reply.text.split()))
     return reply
+
+
+def ends_with_prefill(request: dict[str, Any]) -> bool:
+    """The request's last message is an assistant turn (a prefill)."""
+    messages = request.get("messages") or []
+    return bool(messages) and isinstance(messages[-1], dict) and messages[-1].get("role") == "assistant"
+
+
+def misbehaving_continuation(name: str, request: dict[str, Any], model: str, params: dict[str, Any] | None) -> Reply | None:
+    """What a model that does not follow a continuation request says (None: not a continuation request).
+
+    ``restart_on_continue``: the whole answer from the start, same words. ``restart_different``: the whole answer
+    from the start in other words (a short preamble, every third word changed). ``repeat_tail``: the last
+    sentence of the text so far (its last three words when it has no sentence end) again, then the rest.
+    """
+    prefix, base = _continuation(request.get("messages") or [])
+    if prefix is None:
+        return None
+    full = _make_reply({**request, "messages": base}, model, params)
+    if full.text is None:
+        return None
+    text = " ".join(full.text.split())
+    if name == "restart_on_continue":
+        return Reply(text=text)
+    if name == "restart_different":
+        words = text.split()
+        return Reply(text="Let me start again. " + " ".join(
+            ("alt-" + w) if i % 3 == 2 else w for i, w in enumerate(words)))
+    # repeat_tail
+    rest = text[len(prefix):] if prefix and text.startswith(prefix) else " " + text
+    sentences = [p for p in re.split(r"(?<=[.!?])\s+", prefix) if p]
+    tail = sentences[-1] if len(sentences) > 1 else " ".join(prefix.split()[-3:])
+    return Reply(text=" " + tail + (rest if rest[:1].isspace() else " " + rest))
 
 
 # What the gateway says when it asks a model that takes no prefill to continue a cut answer.
