@@ -25,10 +25,12 @@ from typing import TYPE_CHECKING, Any
 import orjson
 
 from gateway.api.asgi import JSON_CT, Headers, header, read_body, send_bytes, send_error
-from gateway.api.streaming import Outcome, StreamRelay, refusal, refused
+from gateway.api.streaming import Outcome, StreamRelay, assemble, open_stream, refusal, refused, stream_body
 from gateway.api.validate import validate_chat
 from gateway.errors import GatewayError
+from gateway.errors import UpstreamError
 from gateway.failover.attempts import header_value
+from gateway.failover.candidates import check_capabilities, request_precheck, required_capabilities
 from gateway.failover.engine import RunContext
 from gateway.observability.record import RequestRecord
 from gateway.routing.policy import KEY_ROUTES_POLICY, Caller, check_route
@@ -131,6 +133,9 @@ class ChatEndpoint:
             validate_chat(body)
             choice = select_route(runtime, body.get("model"), header(scope, b"x-gateway-route"), body["messages"])
             check_route(caller, choice.route.name)
+            needs = required_capabilities(body)
+            if needs:
+                check_capabilities(choice.route.name, choice.chain, runtime.targets, needs)
         except GatewayError as e:
             route_label = choice.route.name if choice is not None else "none"
             if e.code == "route_not_allowed":
@@ -148,7 +153,8 @@ class ChatEndpoint:
         route = choice.route
         timeouts = route.timeouts or runtime.config.failover.timeouts
         ctx = RunContext(route=route.name, deadline=start + timeouts.total,
-                         precheck=_precheck(caller, gw.withdrawals), on_refusal=route.on_refusal,
+                         precheck=request_precheck(caller, gw.withdrawals, needs, runtime.targets),
+                         on_refusal=route.on_refusal,
                          refusal_fallbacks=route.refusal_fallbacks, secrets=runtime.secrets)
         stream = bool(body.get("stream"))
         outcome = Outcome(500)
@@ -176,9 +182,12 @@ class ChatEndpoint:
     # -- non-streaming -----------------------------------------------------------------------------------
     async def _complete(self, runtime: Runtime, body: dict[str, Any], choice: RouteChoice, ctx: RunContext,
                         base: Headers, send: Any, rid: str, watch: _Disconnect, timeouts: Any) -> Outcome:
-        upstream = self.gw.upstream
+        gw = self.gw
+        sbody = stream_body(body)
+        first_token = timeouts.first_token
+        upstream = gw.upstream
 
-        async def call(adapter: Any, t: Timeouts) -> dict[str, Any]:
+        async def direct(adapter: Any, t: Timeouts) -> dict[str, Any]:
             raw = await upstream.send(adapter.build_request(body, False), t)
             if raw.status >= 300:
                 raise adapter.classify_error(raw.status, raw.headers, raw.body)
@@ -187,9 +196,24 @@ class ChatEndpoint:
                 raise refusal(result)
             return result
 
+        async def call(adapter: Any, t: Timeouts) -> dict[str, Any]:
+            # Read as a stream and assembled: the same first_token/idle protection as streaming requests, and a
+            # cut mid-answer restarts cleanly on the next model because the client has received nothing yet.
+            try:
+                committed = await open_stream(gw, adapter, t, sbody, first_token)
+            except UpstreamError as e:
+                if e.answer is not None:  # a refusal (content_filter) arrived as an answer: assemble it
+                    raise refusal(await assemble(e.answer)) from None
+                raise
+            result = await assemble(committed)
+            if refused(result["choices"]):
+                raise refusal(result)
+            return result
+
         try:
-            result = await self.gw.engine.run(ctx, choice.chain, runtime.adapters, runtime.config.failover, call,
-                                              timeouts)
+            fo = runtime.config.failover
+            result = await self.gw.engine.run(ctx, choice.chain, runtime.adapters, fo,
+                                              call if fo.non_streaming == "stream" else direct, timeouts)
         except GatewayError as e:
             watch.close()
             await send_error(send, e, _routed_headers(base, choice, ctx))
@@ -205,26 +229,6 @@ class ChatEndpoint:
                       base: Headers, send: Any, start: float, rid: str, watch: _Disconnect) -> Outcome:
         relay = StreamRelay(self.gw, runtime, body, choice, ctx, send, "chatcmpl-" + rid, start)
         return await relay.run(lambda: _routed_headers(base, choice, ctx), watch)
-
-
-def _precheck(caller: Caller, withdrawals: Any) -> Any:
-    """The engine's pre-call skip hook for this request: caller policy first, then operator withdrawals/drills.
-    None (no hook at all) when neither can apply, which is the common case."""
-    denials = caller.denials
-    if not denials and not withdrawals.blocks:
-        return None
-    check = withdrawals.check
-
-    def precheck(model: str) -> tuple[str, str] | None:
-        d = denials.get(model)
-        if d is not None:
-            return d.outcome, d.reason
-        e = check(model)
-        if e is not None:
-            return e.outcome, e.reason
-        return None
-
-    return precheck
 
 
 def authenticate(scope: dict[str, Any], runtime: Runtime) -> Caller:

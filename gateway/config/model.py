@@ -213,6 +213,10 @@ class FailoverConfig(_Strict):
     # A 429 whose Retry-After is at most this (and fits the deadline) is waited out and the same model retried
     # once; longer or absent: the next model at once. 0 turns the wait off.
     rate_limit_wait: Duration = 2.0
+    # How a non-streaming request is sent upstream. ``stream``: as a stream, assembled into one answer, so
+    # first_token/idle protect it like a stream (a hung or trickling upstream is abandoned and failed over).
+    # ``direct``: one request/response (less CPU per request; only ``timeouts.total`` bounds a hung upstream).
+    non_streaming: Literal["stream", "direct"] = "stream"
     backoff: Backoff = Backoff()
     breaker: BreakerConfig = BreakerConfig()
     withdrawn_recheck: Duration = 900.0
