@@ -41,6 +41,7 @@ BEHAVIOURS: dict[str, dict[str, str]] = {
     "rate_limited": {
         "retry_after": "seconds for retry-after / retry-after-ms (default 1)",
         "kind": "429 body type: requests (default) | tokens",
+        "n": "only the first N requests since the behaviour was set are rate limited (default: all)",
     },
     "quota": {},
     "overloaded": {},

@@ -327,6 +327,8 @@ class ScriptedHandler:
             return self._error(entry, "missing_model", model, params)
 
         name = behaviour.name
+        if name == "rate_limited" and "n" in params and state.next_count(model) >= int(params["n"]):
+            name = "healthy"  # the limit has passed
         if name in ERROR_BEHAVIOURS:
             return self._error(entry, name, model, params)
         if name in ("failing_once", "failing_n"):
