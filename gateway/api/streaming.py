@@ -61,6 +61,7 @@ CONTINUE_INSTRUCTION = (
     "interruption, and do not add a preamble: output only the continuation."
 )
 CHARS_PER_TOKEN = 4
+DRAIN_SECONDS = 0.05  # after a complete answer, how long the rest of the upstream body may take to arrive
 
 
 def has_content(chunk: Mapping[str, Any]) -> bool:
@@ -151,6 +152,17 @@ class Committed:
 
     async def aclose(self) -> None:
         await self.stack.aclose()
+
+    async def drain(self) -> None:
+        """The answer is complete: read what little the upstream still sends (``[DONE]``, the end of the chunked
+        body) so the connection goes back to the pool instead of being closed; a few ms at most, never a wait."""
+        if self.ended:
+            return
+        with contextlib.suppress(Exception):
+            async with asyncio.timeout(DRAIN_SECONDS):
+                async for _ in self.rest:
+                    pass
+                self.ended = True
 
     async def batches(self) -> AsyncIterator[list[dict[str, Any]]]:
         """The chunks after ``first``, as they may be released; ``UpstreamError`` on a cut, on ``idle`` seconds
@@ -260,6 +272,7 @@ async def assemble(committed: Committed) -> dict[str, Any]:
                 acc.add(batch)
                 if acc.complete():
                     break
+        await committed.drain()
     finally:
         await committed.aclose()
     return acc.result()
