@@ -1,12 +1,15 @@
 """``POST /v1/chat/completions`` as a pure-ASGI endpoint: the hot path.
 
-Flow: authenticate -> read and validate the body -> select the route -> run the failover engine with a
-``call`` for one attempt (non-streaming: send and parse; streaming: open and peek until the first content
-event) -> answer with ``x-gateway-*`` headers -> record metrics from the attempt list.
+Flow: authenticate -> read and validate the body -> select the route (and check that some model of it has the
+capabilities the request needs) -> run the failover engine with a ``call`` for one attempt (streaming: open
+and peek until the first content event; non-streaming: the same, then read the stream to its end and assemble
+one answer, or with ``failover.non_streaming: direct`` send and parse) -> answer with ``x-gateway-*`` headers
+-> record metrics from the attempt list.
 
 Streaming rule: the stream is committed to the client only when an upstream produced its first content event
-within the first-token limit; before that every failure fails over. After it, a failure ends the stream with
-an OpenAI-style ``data: {"error": ...}`` event and no ``[DONE]``, so a cut-off answer never looks complete.
+within the first-token limit; before that every failure fails over. After it, a cut is continued on the next
+model (``gateway.api.streaming``) or ends the stream with an OpenAI-style ``data: {"error": ...}`` event and no
+``[DONE]``, so a cut-off answer never looks complete.
 A client that disconnects cancels the request, which closes the upstream connection.
 """
 
@@ -25,10 +28,10 @@ from typing import TYPE_CHECKING, Any
 import orjson
 
 from gateway.api.asgi import JSON_CT, Headers, header, read_body, send_bytes, send_error
-from gateway.api.streaming import Outcome, StreamRelay, assemble, open_stream, refusal, refused, stream_body
+from gateway.api.reading import assemble, open_stream, refusal, refused, stream_body
+from gateway.api.streaming import Outcome, StreamRelay
 from gateway.api.validate import validate_chat
-from gateway.errors import GatewayError
-from gateway.errors import UpstreamError
+from gateway.errors import GatewayError, UpstreamError
 from gateway.failover.attempts import header_value
 from gateway.failover.candidates import check_capabilities, request_precheck, required_capabilities
 from gateway.failover.engine import RunContext

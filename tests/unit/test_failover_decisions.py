@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from gateway.api.splice import Restarted, SpliceGuard
-from gateway.api.streaming import ToolCallGate, _Assembler
+from gateway.api.reading import ToolCallGate, _Assembler
 from gateway.config.model import FailoverConfig, ModelConfig
 from gateway.errors import ErrorKind, UpstreamError
 from gateway.failover.breaker import BreakerState, CircuitBreaker
