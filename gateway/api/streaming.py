@@ -50,6 +50,8 @@ from gateway.api.reading import (  # noqa: F401 (has_content, refused, refusal, 
 )
 from gateway.api.splice import Restarted, SpliceGuard
 from gateway.errors import ErrorKind, GatewayError, UpstreamError
+from gateway.failover.attempts import Attempt
+from gateway.failover.attempts import Outcome as AttemptOutcome  # this module's Outcome is the request's
 from gateway.failover.candidates import continuation_chain, withdrawals_only
 from gateway.failover.engine import RunContext
 from gateway.failover.table import PREFILL_REJECTED
@@ -170,6 +172,13 @@ class StreamRelay:
                     return None
             return None
         except Restarted:
+            # On the attempt list (the client sees stream_interrupted), but no mark on the model's health: it
+            # answered, it just did not continue.
+            target = self.runtime.targets.get(model)
+            if target is not None:
+                self.ctx.attempts.append(Attempt(target.name, target.provider, target.vendor,
+                                                 AttemptOutcome.TRANSIENT,
+                                                 message="restarted the answer instead of continuing it"))
             return _Spliced(ErrorKind.TRANSIENT, "continuation restarted the answer", code="restarted")
         except UpstreamError as e:
             if self.finished:  # the answer was complete; a failure after it changes nothing

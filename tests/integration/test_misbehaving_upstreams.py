@@ -116,7 +116,8 @@ def test_a_continuation_that_restarts_in_other_words_ends_the_stream_with_an_err
     with pytest.raises(openai.APIError):
         _stream(client_for(gw))
     r, body = _raw_stream(gw)
-    assert "[DONE]" not in body and '"stream_interrupted"' in body
+    assert "[DONE]" not in body and '"stream_interrupted"' in body and "restarted the answer" in body
+    assert r.headers["x-gateway-attempts"].startswith("fable-5=ok")
     assert "alt-" not in body and "start again" not in body  # nothing of the restarted answer was forwarded
     sent = "".join(line for line in body.split("\n") if '"content":"' in line)
     assert sent.count('"w1"') == 1
