@@ -38,15 +38,34 @@ def _norm(words: list[str]) -> list[str]:
     return out
 
 
-def looks_restarted(sent: list[str], cont: list[str]) -> bool:
-    """True when the continuation's opening shares at least half of the answer's opening words, in order."""
-    a = _norm(sent[:HOLD_WORDS])
-    b = _norm(cont[:HOLD_WORDS + PREAMBLE])
-    if len(a) < 3 or not b:
-        return False
+def _similarity(a: list[str], b: list[str]) -> float:
+    """Share of ``a``'s tokens that ``b`` has in the same order."""
+    if not a or not b:
+        return 0.0
     matcher = difflib.SequenceMatcher(None, a, b, autojunk=False)
-    matched = sum(block.size for block in matcher.get_matching_blocks())
-    return matched >= 3 and matched * 2 >= len(a)
+    return sum(block.size for block in matcher.get_matching_blocks()) / len(a)
+
+
+def looks_restarted(sent: list[str], cont: list[str]) -> bool:
+    """True when the continuation's opening shares at least half of the answer's opening words, in order.
+
+    When the answer so far is long enough to have more after its opening, the opening must also resemble the
+    continuation more than any later stretch of the answer does: a list or a table continued in the same shape
+    ("Step 7: ...") resembles its latest rows at least as much, a restart resembles the beginning best.
+    """
+    opening = _norm(sent[:HOLD_WORDS])
+    b = _norm(cont[:HOLD_WORDS + PREAMBLE])
+    if len(opening) < 3 or not b:
+        return False
+    sim = _similarity(opening, b)
+    if sim * len(opening) < 3 or sim < 0.5:
+        return False
+    rest = _norm(sent[HOLD_WORDS:])[-4 * HOLD_WORDS:]
+    if len(rest) >= HOLD_WORDS:
+        # The best-aligned window of the answer after its opening (once per continuation: at most 37 windows).
+        later = max(_similarity(rest[i:i + HOLD_WORDS], b) for i in range(len(rest) - HOLD_WORDS + 1))
+        return sim > later + 0.05  # it resembles the beginning best: a restart
+    return True
 
 
 class SpliceGuard:

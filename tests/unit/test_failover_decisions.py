@@ -119,6 +119,20 @@ def test_splice_guard_rejects_a_restart_in_other_words(sent, cont):
         g.finish()
 
 
+def test_splice_guard_lets_a_list_continued_in_the_same_shape_through():
+    sent = " ".join(f"Step {i}: check the input of handler {i}." for i in range(1, 6))
+    g = SpliceGuard(sent)
+    cont = " Step 6: check the input of handler 6. Step 7: check the input of handler 7."
+    out = "".join(g.feed(w + " ") for w in cont.split(" ")) + g.finish()
+    assert " ".join(out.split()) == " ".join(cont.split())
+    # The same answer restarted from its first step is still caught.
+    g = SpliceGuard(sent)
+    with pytest.raises(Restarted):
+        for w in "Sure. Step 1: verify the input of handler 1. Step 2: verify the input of handler 2.".split(" "):
+            g.feed(w + " ")
+        g.finish()
+
+
 def test_tool_call_gate_holds_each_call_until_it_is_complete():
     def call(i, args, **extra):
         return {"choices": [{"index": 0, "delta": {"tool_calls": [{"index": i, "function": {"arguments": args},
