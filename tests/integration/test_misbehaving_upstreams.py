@@ -66,14 +66,18 @@ def test_hung_or_trickling_primary_is_failed_over_on_non_streaming(emu, make_gat
     assert len(emu.attempts("fable-5")) == 1  # a slow model is not retried
 
 
-def test_non_streaming_cut_mid_answer_restarts_cleanly_on_the_next_model(emu, make_gateway, client_for):
-    emu.set("fable-5", "stream_cut:after=5,words=12")
+@pytest.mark.parametrize("fault,fable_calls", [("stream_cut:after=5", 2), ("stream_stall:after=5,delay=10", 1)])
+def test_non_streaming_cut_or_stall_mid_answer_restarts_cleanly_on_the_next_model(emu, make_gateway, client_for,
+                                                                                  fault, fable_calls):
+    emu.set("fable-5", fault + ",words=12")
     emu.set("gpt-5", "healthy:words=12")
-    gw = make_gateway(_cfg(emu))
+    gw = make_gateway(_cfg(emu, idle="300ms"))
+    t0 = time.monotonic()
     resp = client_for(gw).chat.completions.create(model="security", messages=MSG)
     assert resp.model == "gpt-5" and resp.choices[0].message.content == WORDS  # one answer, nothing spliced
-    assert resp.usage.completion_tokens == 12
-    assert len(emu.attempts("fable-5")) == 2 and len(emu.attempts("gpt-5")) == 1
+    assert resp.usage.completion_tokens == 12 and time.monotonic() - t0 < 2
+    # A cut is retried once (transient); a stall is a slow model and is not.
+    assert len(emu.attempts("fable-5")) == fable_calls and len(emu.attempts("gpt-5")) == 1
 
 
 def test_a_model_never_contacted_is_not_recorded_as_failed(emu, make_gateway):
