@@ -138,8 +138,8 @@ class AzureEmbeddingsWire(AzureWire):
 
     def answer(self, req: ParsedRequest, reply: Reply, model: str, prompt_tokens: int, filtered: bool,
                params: dict[str, Any]) -> tuple[bytes, Mapping[str, str]]:
-        body, _ = OpenAIEmbeddingsWire.answer(self, req, reply, model, prompt_tokens, filtered,  # type: ignore[arg-type]
-                                              params)
+        answer = OpenAIEmbeddingsWire.answer
+        body, _ = answer(self, req, reply, model, prompt_tokens, filtered, params)  # type: ignore[arg-type]
         return body, {}
 
 
