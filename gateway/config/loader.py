@@ -208,8 +208,9 @@ def _check_route_kind(cfg: GatewayConfig, rname: str, route: Any, errors: list[t
         for i, m in enumerate(getattr(route, field)):
             model = cfg.models.get(m)
             if model is not None and model.kind != route.kind:
+                what = "an embedding" if model.kind == "embeddings" else "a chat"
                 errors.append((f"routes.{rname}.{field}[{i}]",
-                               f"{m!r} is a {model.kind} model but this route has kind: {route.kind}"))
+                               f"{m!r} is {what} model but this route has kind: {route.kind}"))
     if route.kind == "embeddings":
         if route.match:
             errors.append((f"routes.{rname}.match", "only for chat routes (embeddings requests name their route)"))
