@@ -243,3 +243,22 @@ def test_openapi_lists_the_endpoints(gw):
     body = spec["paths"]["/v1/embeddings"]["post"]["requestBody"]["content"]["application/json"]["schema"]
     assert body["required"] == ["model", "input"]
     assert "/v1/models/{model_id}" in spec["paths"]
+
+
+def test_caller_policy_and_operator_withdrawal_apply(emu, make_gateway, client_for):
+    cfg = embed_config(emu.url)
+    cfg["keys"].append({"name": "eu", "sha256": hashlib.sha256(b"gw-eu-key-0123456").hexdigest(),
+                        "attributes": {"jurisdiction": "DE"}})
+    cfg["policies"] = [{"name": "no-vendor-a", "deny": {"vendors": ["VendorA"]}, "unless": {"jurisdiction": ["US"]},
+                        "reason": "contract"}]
+    cfg["admin_keys"] = [{"name": "ops", "sha256": hashlib.sha256(b"gw-admin-key-0123").hexdigest()}]
+    gw = make_gateway(cfg)
+    raw = client_for(gw, api_key="gw-eu-key-0123456").embeddings.with_raw_response.create(model="embed", input="x")
+    assert raw.headers["x-gateway-attempts"] == "emb-a=denied:no-vendor-a,emb-small=skipped:dimensions,emb-b=ok"
+    assert emu.attempts("te3-a") == []
+    r = httpx.post(gw.url + "/admin/withdrawals", headers={"authorization": "Bearer gw-admin-key-0123"},
+                   json={"target": "model", "name": "emb-b", "reason": "vendor pulled it", "actor": "ops@corp"})
+    assert r.status_code == 201, r.text
+    raw = client_for(gw, api_key="gw-eu-key-0123456").embeddings.with_raw_response.create(model="embed", input="x")
+    assert raw.headers["x-gateway-attempts"] == ("emb-a=denied:no-vendor-a,emb-small=skipped:dimensions,"
+                                                 "emb-b=skipped:withdrawn_by_operator,gem-emb=ok")
