@@ -31,10 +31,10 @@ def oa(emu):
     return openai.OpenAI(base_url=emu.url + "/v1", api_key=KEY, max_retries=0, timeout=3)
 
 
-@pytest.fixture
-def gc(emu):
+@pytest.fixture(scope="module")
+def gc(emulator):
     c = genai.Client(api_key="AIza-emulator-key", http_options=types.HttpOptions(
-        base_url=emu.url, api_version="v1beta", timeout=3000, retry_options=types.HttpRetryOptions(attempts=1)))
+        base_url=emulator.url, api_version="v1beta", timeout=3000, retry_options=types.HttpRetryOptions(attempts=1)))
     yield c
     c.close()
 

@@ -13,6 +13,7 @@ import openai
 import pytest
 
 from gateway.emulator.embeddings_wire import vector
+from gateway.testing import GatewayThread
 from tests.conftest import GATEWAY_KEY, base_config
 
 AUTH = {"authorization": f"Bearer {GATEWAY_KEY}"}
@@ -57,6 +58,13 @@ def gw(emu, make_gateway):
 @pytest.fixture
 def client(gw, client_for):
     return client_for(gw)
+
+
+@pytest.fixture(scope="module")
+def shared_gw(emulator, tmp_path_factory):
+    """One gateway for tests that leave no state behind in it (bad input never reaches an upstream)."""
+    with GatewayThread(embed_config(emulator.url), tmp_path_factory.mktemp("embeddings")) as g:
+        yield g
 
 
 def test_failover_between_same_dimension_models_skips_other_dimensions(emu, gw, client):
@@ -191,8 +199,8 @@ BAD = [
 
 
 @pytest.mark.parametrize("body,code,param", BAD)
-def test_bad_input_is_a_400_naming_the_field(emu, gw, body, code, param):
-    r = httpx.post(gw.url + "/v1/embeddings", content=body, headers={**AUTH, "content-type": "application/json"})
+def test_bad_input_is_a_400_naming_the_field(emu, shared_gw, body, code, param):
+    r = httpx.post(shared_gw.url + "/v1/embeddings", content=body, headers={**AUTH, "content-type": "application/json"})
     assert r.status_code == 400, r.text
     err = r.json()["error"]
     assert err["code"] == code and err["param"] == param and err["type"] == "invalid_request_error"
