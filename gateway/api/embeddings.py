@@ -87,7 +87,7 @@ def validate_embeddings(body: Any) -> tuple[EmbeddingRequest, str]:
             raise _bad("input", f"at most {MAX_INPUTS} inputs per request, got {len(value)}")
         for i, x in enumerate(value):
             if not isinstance(x, str):
-                if isinstance(x, (int, list)) and not isinstance(x, bool):
+                if _token_array(x):
                     raise _bad("input", "token arrays are not supported: the models behind a route use different "
                                         "tokenizers; send the text", code="unsupported_input")
                 raise _bad(f"input[{i}]", f"expected a string, got {type(x).__name__}")
@@ -110,6 +110,13 @@ def validate_embeddings(body: Any) -> tuple[EmbeddingRequest, str]:
         raise _bad("user", "expected a string")
     extra = {k: v for k, v in body.items() if k not in _KNOWN}
     return EmbeddingRequest(inputs, dims, user, extra), fmt
+
+
+def _token_array(x: Any) -> bool:
+    """A token id, or an array of them (OpenAI accepts both shapes for ``input``)."""
+    if isinstance(x, list):
+        return bool(x) and all(isinstance(t, int) and not isinstance(t, bool) for t in x)
+    return isinstance(x, int) and not isinstance(x, bool)
 
 
 def required_dimensions(runtime: Runtime, choice: RouteChoice, asked: int | None) -> int:

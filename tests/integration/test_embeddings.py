@@ -193,6 +193,13 @@ BAD = [
     (b'{"model": "embed", "input": "x", "dimensions": 0}', "invalid_request", "dimensions"),
     (b'{"model": "embed", "input": "x", "dimensions": true}', "invalid_request", "dimensions"),
     (b'{"model": "embed", "input": "x", "user": 7}', "invalid_request", "user"),
+    (b'{"model": ["embed"], "input": "x"}', "invalid_request", "model"),
+    (b'{"model": "embed", "input": [["a"]]}', "invalid_request", "input[0]"),
+    (b'{"model": "embed", "input": "x", "encoding_format": ["float"]}', "invalid_request", "encoding_format"),
+    (b'{"model": "embed", "input": "x", "dimensions": 1e3}', "invalid_request", "dimensions"),
+    (b'{"model": "embed", "input": "x", "dimensions": 1099511627776}', "unsupported_dimensions", "dimensions"),
+    (b'{"model": "embed", "input": "x", "dimensions": 100000000000000000000000}', "invalid_request", "dimensions"),
+    (b'{"model": "embed", "input": "' + b"x" * 10 + b'", "input": 3}', "invalid_request", "input"),
     (b'{"model": "security", "input": "x"}', "wrong_endpoint", "model"),
     (b'{"model": "gpt-5", "input": "x"}', "wrong_endpoint", "model"),
 ]
