@@ -196,7 +196,7 @@ class EmbeddingsEndpoint:
         try:
             try:
                 result = await gw.engine.run(ctx, choice.chain, runtime.embedders, runtime.config.failover,
-                                             _caller(gw, req, timeouts.first_token), timeouts)
+                                             _attempt_call(gw, req, timeouts.first_token), timeouts)
             except GatewayError as e:
                 status, error = e.status, e.code or e.type
                 return _error(e, _routed_headers(base, choice, ctx))
@@ -228,7 +228,7 @@ def _dimensions_precheck(runtime: Runtime, want: int, then: Any) -> Any:
     return precheck
 
 
-def _caller(gw: Gateway, req: EmbeddingRequest, first_token: float) -> Any:
+def _attempt_call(gw: Gateway, req: EmbeddingRequest, first_token: float) -> Any:
     """The engine's ``call`` for one attempt at one embedding model: the inputs in batches the model accepts
     (several upstream calls at most ``MAX_PARALLEL`` at a time; the first failure fails the attempt)."""
     upstream = gw.upstream

@@ -202,6 +202,8 @@ def _content_text(content: Any) -> str | None:
 
 # --------------------------------------------------------------------------- Bedrock InvokeModel
 def bedrock_family(model_id: str) -> str | None:
+    """The body family of a Bedrock model id. The emulator keeps its own copy: it imports nothing from the gateway
+    it tests, so a mistake in the gateway cannot be mirrored here."""
     if "amazon.titan-embed" in model_id:
         return "titan"
     if "cohere.embed" in model_id:

@@ -87,7 +87,7 @@ def _tokens(value: Any) -> int:
 
 
 class _Embedder:
-    max_batch = 2048
+    max_batch = 2048  # OpenAI's limit of inputs per request
 
     def __init__(self, chat: Any, send_dimensions: bool = False) -> None:
         self.chat = chat
@@ -102,8 +102,6 @@ class _Embedder:
 class OpenAIEmbedder(_Embedder):
     """OpenAI, OpenAI-compatible servers and Azure OpenAI (same body; the address and auth come from the chat
     adapter, whose URL ends in ``/chat/completions``)."""
-
-    max_batch = 2048
 
     def __init__(self, chat: Any, send_dimensions: bool = False) -> None:
         super().__init__(chat, send_dimensions)
@@ -193,11 +191,10 @@ class BedrockEmbedder(_Embedder):
         from gateway.providers.bedrock import _wire_url
 
         self._url = _wire_url(f"{self.target.base_url.rstrip('/')}/model/{quote(model_id, safe='')}/invoke")
-        self._chat = chat
 
     def build_request(self, req: EmbeddingRequest) -> UpstreamRequest:
         payload = orjson.dumps(bedrock_body(self.family or "", self.target, req, self.send_dimensions))
-        chat = self._chat
+        chat = self.chat
         headers = chat._headers
         if chat._signer is not None:
             headers = chat._signer(self._url, headers, payload, chat.clock())
