@@ -45,6 +45,10 @@ def select_route(runtime: Runtime, model: str | None, header: str | None, messag
     kind is a clear 400 naming the endpoint that serves it."""
     choice = _select(runtime, model, header, messages)
     if choice.route.kind != kind:
+        if kind == "embeddings" and (choice.reason == "default" or choice.reason.startswith("match:")):
+            # `auto`: classification and the default route are for chat only.
+            raise GatewayError(400, "`model` must name an embeddings route, alias or embedding model.",
+                               code="invalid_request", param="model")
         what = "an embeddings" if choice.route.kind == "embeddings" else "a chat"
         raise GatewayError(400, f"`{header or model}` is {what} route or model; send it to "
                                 f"{ENDPOINTS[choice.route.kind]}.", code="wrong_endpoint",

@@ -200,6 +200,7 @@ BAD = [
     (b'{"model": "embed", "input": "x", "dimensions": 1099511627776}', "unsupported_dimensions", "dimensions"),
     (b'{"model": "embed", "input": "x", "dimensions": 100000000000000000000000}', "invalid_request", "dimensions"),
     (b'{"model": "embed", "input": "' + b"x" * 10 + b'", "input": 3}', "invalid_request", "input"),
+    (b'{"model": "auto", "input": "security review"}', "invalid_request", "model"),
     (b'{"model": "security", "input": "x"}', "wrong_endpoint", "model"),
     (b'{"model": "gpt-5", "input": "x"}', "wrong_endpoint", "model"),
 ]
