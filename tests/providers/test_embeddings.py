@@ -72,6 +72,11 @@ def test_request_bodies(kind, model, send, url, body):
     assert orjson.loads(req.body) == body
 
 
+def test_azure_v1_style_address():
+    e = embedder("azure-openai", "my-dep", options={"api_version": "2024-10-21", "api_style": "v1"})
+    assert e.build_request(REQ).url == "https://res.openai.azure.com/openai/v1/embeddings"
+
+
 def test_auth_headers_per_kind():
     assert embedder("openai", "m").build_request(REQ).headers["authorization"] == "Bearer secret-key-123"
     assert embedder("azure-openai", "m").build_request(REQ).headers["api-key"] == "secret-key-123"
