@@ -23,10 +23,10 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from gateway.admin.api import build_admin_router
 from gateway.admin.reload import ConfigReloader
 from gateway.admin.status import build_status_router
+from gateway.api import embeddings as embeddings_api
+from gateway.api import models as models_api
 from gateway.api.asgi import send_error
 from gateway.api.chat import ChatEndpoint, authenticate
-from gateway.api.embeddings import build_embeddings_router
-from gateway.api.models import find_model, visible_models
 from gateway.api.ratelimit import RateLimiter
 from gateway.audit.wiring import Continuity
 from gateway.config.loader import load_config
@@ -268,14 +268,14 @@ def build_api(gw: Gateway) -> FastAPI:
     async def models(request: Request) -> dict[str, Any]:
         """The routes (with aliases) and models this caller may use: routes its key allows, models no policy
         denies it. A route whose every model is denied to the caller is left out."""
-        return {"object": "list", "data": visible_models(gw.runtime, authenticate(request.scope, gw.runtime))}
+        return {"object": "list", "data": models_api.visible(gw.runtime, authenticate(request.scope, gw.runtime))}
 
     @app.get("/v1/models/{model_id:path}")
     async def model(model_id: str, request: Request) -> dict[str, Any]:
         """One route, alias or model this caller may use (as listed by ``GET /v1/models``); 404 otherwise."""
-        return find_model(gw.runtime, authenticate(request.scope, gw.runtime), model_id)
+        return models_api.find(gw.runtime, authenticate(request.scope, gw.runtime), model_id)
 
-    app.include_router(build_embeddings_router(gw))  # POST /v1/embeddings
+    app.include_router(embeddings_api.build_router(gw))  # POST /v1/embeddings
 
     return app
 

@@ -47,12 +47,12 @@ class Runtime:
     version: str
     loaded_at: float = field(default_factory=time.time)
     policies: tuple[CompiledPolicy, ...] = ()
+    # Embedding models -> their embedding adapter (gateway.providers.embeddings); chat adapters stay in ``adapters``.
+    embedders: dict[str, Any] = field(default_factory=dict)
     anonymous: Caller = Caller(None)  # the caller when authentication is disabled
     admin_keys: dict[str, str] = field(default_factory=dict)  # sha256 hex -> admin key name
     # Provider keys and extra header values, longest first: masked wherever text may reach a client or a log.
     secrets: tuple[str, ...] = ()
-    # Embedding models -> their embedding adapter (gateway.providers.embeddings); chat adapters stay in ``adapters``.
-    embedders: dict[str, Any] = field(default_factory=dict)
 
     @property
     def default_route(self) -> Route | None:
@@ -112,7 +112,8 @@ def build_runtime(config: GatewayConfig, source_text: str | bytes = b"") -> Runt
     secrets = {t.api_key for t in targets.values() if t.api_key}
     secrets.update(v for t in targets.values() for v in t.headers.values() if v)
     return Runtime(config, targets, adapters, routes, names, primary_of, keys, version, policies=policies,
-                   anonymous=anonymous, admin_keys=admin_keys, embedders=embedders,
+                   embedders=embedders,
+                   anonymous=anonymous, admin_keys=admin_keys,
                    secrets=tuple(sorted((x for x in secrets if len(x) >= 4), key=len, reverse=True)))
 
 

@@ -32,6 +32,7 @@ from gateway.api.asgi import header, read_body
 from gateway.api.chat import _RID, _precheck, _RequestIds, _routed_headers, authenticate
 from gateway.audit.wiring import prompt_hash
 from gateway.errors import ErrorKind, GatewayError, UpstreamError
+from gateway.failover.attempts import Attempt, exhausted_error
 from gateway.failover.engine import RunContext
 from gateway.observability.record import RequestRecord
 from gateway.providers.embeddings import EmbeddingRequest, Embeddings, batches
@@ -46,6 +47,7 @@ if TYPE_CHECKING:
 MAX_INPUTS = 2048  # OpenAI's limit per request
 MAX_PARALLEL = 8  # upstream calls in flight for one request when a model takes fewer inputs per call
 _KNOWN = frozenset({"model", "input", "encoding_format", "dimensions", "user"})
+SKIPPED_DIMENSIONS = "skipped:dimensions"  # a model whose vectors have another length: never a candidate
 
 REQUEST_SCHEMA: dict[str, Any] = {
     "type": "object",
@@ -198,6 +200,7 @@ class EmbeddingsEndpoint:
                 result = await gw.engine.run(ctx, choice.chain, runtime.embedders, runtime.config.failover,
                                              _attempt_call(gw, req, timeouts.first_token), timeouts)
             except GatewayError as e:
+                e = _exhausted(e, route.name, ctx.attempts)
                 status, error = e.status, e.code or e.type
                 return _error(e, _routed_headers(base, choice, ctx))
             usage = {"prompt_tokens": result.prompt_tokens, "total_tokens": result.prompt_tokens}
@@ -216,13 +219,27 @@ class EmbeddingsEndpoint:
                 error, hashed))
 
 
+def _exhausted(e: GatewayError, route: str, attempts: list[Attempt]) -> GatewayError:
+    """The engine classifies an exhausted chain from all its attempts; a model skipped for its dimensions was
+    never a candidate, so it must not turn "all rate limited" (429) or "all unavailable" (503) into a 502."""
+    if e.code not in ("all_models_failed", "no_model_available"):
+        return e
+    candidates = [a for a in attempts if a.outcome != SKIPPED_DIMENSIONS]
+    if len(candidates) == len(attempts):
+        return e
+    better = exhausted_error(route, candidates)
+    if better.status != 403:  # a policy denial names its policies; otherwise keep the full attempt listing
+        better.message = e.message
+    return better
+
+
 def _dimensions_precheck(runtime: Runtime, want: int, then: Any) -> Any:
     targets = runtime.targets
 
     def precheck(model: str) -> tuple[str, str] | None:
         dims = targets[model].dimensions
         if dims != want:
-            return "skipped:dimensions", f"returns {dims}-dimension vectors; this request needs {want}"
+            return SKIPPED_DIMENSIONS, f"returns {dims}-dimension vectors; this request needs {want}"
         return then(model) if then is not None else None
 
     return precheck
@@ -281,7 +298,7 @@ def _error(e: GatewayError, headers: list[tuple[bytes, bytes]]) -> Response:
                     headers={**_str_headers(headers), **e.headers})
 
 
-def build_embeddings_router(gw: Gateway) -> APIRouter:
+def build_router(gw: Gateway) -> APIRouter:
     router = APIRouter()
     endpoint = EmbeddingsEndpoint(gw)
 

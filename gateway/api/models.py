@@ -12,7 +12,7 @@ from gateway.routing.policy import Caller
 from gateway.runtime import Runtime
 
 
-def visible_models(rt: Runtime, caller: Caller) -> list[dict[str, Any]]:
+def visible(rt: Runtime, caller: Caller) -> list[dict[str, Any]]:
     denied = caller.denials
     data: list[dict[str, Any]] = []
     for name, route in rt.routes.items():
@@ -31,8 +31,8 @@ def visible_models(rt: Runtime, caller: Caller) -> list[dict[str, Any]]:
     return data
 
 
-def find_model(rt: Runtime, caller: Caller, model_id: str) -> dict[str, Any]:
-    for entry in visible_models(rt, caller):
+def find(rt: Runtime, caller: Caller, model_id: str) -> dict[str, Any]:
+    for entry in visible(rt, caller):
         if entry["id"] == model_id:
             return entry
     raise GatewayError(404, f"The model `{model_id}` does not exist or you do not have access to it.",

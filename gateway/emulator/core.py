@@ -224,13 +224,6 @@ class Wire:
     ) -> StreamFramer:
         return self.framer(req, model, reply, prompt_tokens, params)
 
-    def answer(
-        self, req: ParsedRequest, reply: Reply, model: str, prompt_tokens: int, filtered: bool, params: dict[str, Any]
-    ) -> tuple[bytes, Mapping[str, str]]:
-        """The non-streamed success; wires whose answer depends on the request beyond the chat (embeddings)
-        override this instead of ``completion``."""
-        return self.completion(reply, model, prompt_tokens, filtered, params)
-
 
 # --------------------------------------------------------------------------- socket helpers
 def _closing(request: web.Request) -> bool:
@@ -342,7 +335,7 @@ class ScriptedHandler:
                 state.finish_attempt(entry, status=0, disconnected=True)
                 return web.Response(status=499)
         filtered = name == "content_filter"
-        body, headers = self.wire.answer(req, reply, model, prompt_tokens, filtered, params)
+        body, headers = self.wire.completion(reply, model, prompt_tokens, filtered, params)
         state.finish_attempt(entry, status=200, tokens_sent=0 if filtered else completion_tokens(reply))
         if "Content-Type" in headers:
             return web.Response(body=body, headers=headers)

@@ -14,6 +14,7 @@ model family's native length (``NATIVE``).
 from __future__ import annotations
 
 import base64
+import contextvars
 import hashlib
 import math
 import random
@@ -34,6 +35,9 @@ from gateway.emulator.state import EmulatorState
 
 NATIVE = {"openai": 1536, "gemini": 3072, "titan": 1024, "cohere": 1024}
 MAX_DIMENSIONS = 65536
+# The request being answered: the core hands ``completion`` the chat view only, and an embeddings answer needs the
+# texts and the asked size (set in ``parse``; each aiohttp request runs in its own task, so in its own context).
+_REQUEST: contextvars.ContextVar[ParsedRequest] = contextvars.ContextVar("embeddings_request")
 
 
 def vector(model: str, text: str, dims: int) -> list[float]:
@@ -78,6 +82,7 @@ def _neutral(req: ParsedRequest, texts: list[str] | None) -> ParsedRequest:
         return req
     req.chat = {"messages": [{"role": "user", "content": " ".join(texts)}]}
     req.extra["texts"] = texts
+    _REQUEST.set(req)
     return req
 
 
@@ -105,8 +110,9 @@ class OpenAIEmbeddingsWire(OpenAIWire):
             return 400, orjson.dumps(body), {}, JSON
         return super().error(kind, model, params, **extra)
 
-    def answer(self, req: ParsedRequest, reply: Reply, model: str, prompt_tokens: int, filtered: bool,
-               params: dict[str, Any]) -> tuple[bytes, Mapping[str, str]]:
+    def completion(self, reply: Reply, model: str, prompt_tokens: int, filtered: bool,
+                   params: dict[str, Any]) -> tuple[bytes, Mapping[str, str]]:
+        req = _REQUEST.get()
         body = req.body or {}
         dims = _dims(params, body.get("dimensions"), "openai")
         b64 = body.get("encoding_format") == "base64"
@@ -136,10 +142,10 @@ class AzureEmbeddingsWire(AzureWire):
             return OpenAIEmbeddingsWire.error(self, kind, model, params, **extra)  # type: ignore[arg-type]
         return super().error(kind, model, params, **extra)
 
-    def answer(self, req: ParsedRequest, reply: Reply, model: str, prompt_tokens: int, filtered: bool,
-               params: dict[str, Any]) -> tuple[bytes, Mapping[str, str]]:
-        answer = OpenAIEmbeddingsWire.answer
-        body, _ = answer(self, req, reply, model, prompt_tokens, filtered, params)  # type: ignore[arg-type]
+    def completion(self, reply: Reply, model: str, prompt_tokens: int, filtered: bool,
+                   params: dict[str, Any]) -> tuple[bytes, Mapping[str, str]]:
+        answer = OpenAIEmbeddingsWire.completion  # the Azure body is OpenAI's
+        body, _ = answer(self, reply, model, prompt_tokens, filtered, params)  # type: ignore[arg-type]
         return body, {}
 
 
@@ -182,8 +188,9 @@ class GeminiEmbeddingsWire(gemini_wire.GeminiWire):
             return 400, orjson.dumps(body), {}, JSON
         return super().error(kind, model, params, **extra)
 
-    def answer(self, req: ParsedRequest, reply: Reply, model: str, prompt_tokens: int, filtered: bool,
-               params: dict[str, Any]) -> tuple[bytes, Mapping[str, str]]:
+    def completion(self, reply: Reply, model: str, prompt_tokens: int, filtered: bool,
+                   params: dict[str, Any]) -> tuple[bytes, Mapping[str, str]]:
+        req = _REQUEST.get()
         out = [{"values": vector(model, text, _dims(params, asked, "gemini"))}
                for text, asked in zip(req.extra["texts"], req.extra["asked"])]
         if req.extra["method"] == "embedContent":
@@ -239,8 +246,9 @@ class BedrockEmbeddingsWire(BedrockWire):
         req.extra["types"] = body.get("embedding_types")
         return _neutral(req, list(texts) if ok else None)
 
-    def answer(self, req: ParsedRequest, reply: Reply, model: str, prompt_tokens: int, filtered: bool,
-               params: dict[str, Any]) -> tuple[bytes, Mapping[str, str]]:
+    def completion(self, reply: Reply, model: str, prompt_tokens: int, filtered: bool,
+                   params: dict[str, Any]) -> tuple[bytes, Mapping[str, str]]:
+        req = _REQUEST.get()
         family = req.extra["family"]
         texts = req.extra["texts"]
         dims = _dims(params, req.extra.get("asked"), family)

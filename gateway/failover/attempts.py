@@ -11,8 +11,7 @@ from gateway.routing.policy import denied_error
 
 # Outcomes that mean "this model cannot serve now", as opposed to "this model broke".
 UNAVAILABLE = {"withdrawn", "access_denied", "skipped:withdrawn", "skipped:access_denied", "skipped:breaker_open",
-               "skipped:cooling", "skipped:context_window", "skipped:withdrawn_by_operator", "skipped:drill",
-               "skipped:dimensions"}
+               "skipped:cooling", "skipped:context_window", "skipped:withdrawn_by_operator", "skipped:drill"}
 
 
 @dataclass(slots=True)

@@ -160,7 +160,7 @@ def test_bedrock_titan_one_text_per_call_then_cohere(emu, client):
     for d, text in zip(resp.data, texts):
         assert d.embedding == pytest.approx(vector("amazon.titan-embed-text-v2:0", text, 1024), abs=1e-6)
     emu.clear()
-    emu.set("amazon.titan-embed-text-v2:0", "rate_limited")
+    emu.set("amazon.titan-embed-text-v2:0", "rate_limited:retry_after=30")
     raw = client.embeddings.with_raw_response.create(model="embed-aws", input=texts)
     assert raw.headers["x-gateway-attempts"] == "titan=rate_limited,cohere=ok"
     assert raw.parse().data[2].embedding == pytest.approx(vector("cohere.embed-english-v3", texts[2], 1024), abs=1e-6)
@@ -235,6 +235,15 @@ def test_all_models_unavailable_is_503_with_the_attempt_list(emu, client):
     with pytest.raises(openai.APIStatusError) as e:
         client.embeddings.create(model="embed", input="x")
     assert e.value.status_code == 503
+    assert "emb-small: skipped:dimensions" in e.value.message
+
+
+def test_all_candidates_rate_limited_is_429_despite_dimension_skips(emu, client):
+    for m in ("te3-a", "te3-b", "gemini-embedding-001"):
+        emu.set(m, "rate_limited:retry_after=7")
+    with pytest.raises(openai.RateLimitError) as e:
+        client.embeddings.create(model="embed", input="x")
+    assert e.value.response.headers["retry-after"] == "7"
     assert "emb-small: skipped:dimensions" in e.value.message
 
 
