@@ -181,7 +181,7 @@ class EmbeddingsEndpoint:
             route_label = choice.route.name if choice is not None else "none"
             if e.code == "route_not_allowed":
                 gw.metrics.policy_denials.labels(KEY_ROUTES_POLICY, route_label).inc()
-            gw.metrics.requests.labels(route_label, str(e.status)).inc()
+            gw.metrics.record_request(route_label, e.status, (), (), None)
             gw.continuity.on_request(RequestRecord(
                 rid, wall, caller.name if caller is not None else None, route_label,
                 choice.reason if choice is not None else "none", False, e.status, gw.clock() - start,
@@ -290,7 +290,8 @@ def _attempt_call(gw: Gateway, req: EmbeddingRequest, first_token: float) -> Any
 
 
 def _str_headers(headers: list[tuple[bytes, bytes]]) -> dict[str, str]:
-    return {k.decode(): v.decode() for k, v in headers}
+    # latin-1 both ways (Starlette encodes header values as latin-1): the bytes the chat endpoint would send.
+    return {k.decode("latin-1"): v.decode("latin-1") for k, v in headers}
 
 
 def _error(e: GatewayError, headers: list[tuple[bytes, bytes]]) -> Response:

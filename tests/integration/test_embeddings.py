@@ -227,6 +227,9 @@ def test_routing_errors(emu, gw, client, client_for):
         client.chat.completions.create(model="embed", messages=[{"role": "user", "content": "hi"}])
     assert e.value.code == "wrong_endpoint" and "/v1/embeddings" in e.value.message
     assert httpx.get(gw.url + "/v1/embeddings", headers=AUTH).status_code == 405
+    metrics = httpx.get(gw.url + "/metrics").text
+    assert 'gateway_requests_total{route="none",status="404"} 1.0' in metrics  # rejected before routing
+    assert 'gateway_requests_total{route="none",status="401"} 1.0' in metrics
 
 
 def test_all_models_unavailable_is_503_with_the_attempt_list(emu, client):
