@@ -234,6 +234,11 @@ class ChatEndpoint:
         return await relay.run(lambda: _routed_headers(base, choice, ctx), watch)
 
 
+def _precheck(caller: Caller, withdrawals: Any) -> Any:
+    """The candidate filter without capabilities (caller policy, operator withdrawals), for other call types."""
+    return request_precheck(caller, withdrawals, (), {})
+
+
 def authenticate(scope: dict[str, Any], runtime: Runtime) -> Caller:
     """Return the caller (key name, attributes, precomputed policy denials); ``runtime.anonymous`` when
     authentication is disabled. Keys are compared by sha256."""
