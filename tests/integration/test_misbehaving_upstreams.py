@@ -62,7 +62,7 @@ def test_hung_or_trickling_primary_is_failed_over_on_non_streaming(emu, make_gat
     resp = raw.parse()
     assert resp.model == "gpt-5" and resp.choices[0].message.content.startswith("Hello from gpt-5")
     assert raw.headers["x-gateway-attempts"] == "fable-5=transient,gpt-5=ok"
-    assert 0.4 <= elapsed < 2.0, elapsed  # about first_token, not timeouts.total
+    assert 0.4 <= elapsed < 3.0, elapsed  # about first_token, not timeouts.total (10 s)
     assert len(emu.attempts("fable-5")) == 1  # a slow model is not retried
 
 
@@ -71,11 +71,12 @@ def test_non_streaming_cut_or_stall_mid_answer_restarts_cleanly_on_the_next_mode
                                                                                   fault, fable_calls):
     emu.set("fable-5", fault + ",words=12")
     emu.set("gpt-5", "healthy:words=12")
-    gw = make_gateway(_cfg(emu, idle="300ms"))
+    gw = make_gateway(_cfg(emu, idle="500ms"))
     t0 = time.monotonic()
-    resp = client_for(gw).chat.completions.create(model="security", messages=MSG)
-    assert resp.model == "gpt-5" and resp.choices[0].message.content == WORDS  # one answer, nothing spliced
-    assert resp.usage.completion_tokens == 12 and time.monotonic() - t0 < 2
+    raw = client_for(gw).chat.completions.with_raw_response.create(model="security", messages=MSG)
+    resp = raw.parse()
+    assert resp.model == "gpt-5" and resp.choices[0].message.content == WORDS, raw.headers["x-gateway-attempts"]
+    assert resp.usage.completion_tokens == 12 and time.monotonic() - t0 < 3  # about idle, not the 10 s stall
     # A cut is retried once (transient); a stall is a slow model and is not.
     assert len(emu.attempts("fable-5")) == fable_calls and len(emu.attempts("gpt-5")) == 1
 
@@ -178,7 +179,7 @@ def test_a_recovered_primary_serves_again_within_one_cooldown(emu, make_gateway,
         time.sleep(0.05)
     back = next(t for t, m in served if m == "fable-5")
     # Down for 0.5 s; the breaker opened after 2 failures (300 ms), and one failed probe doubles it (600 ms).
-    assert back < 0.5 + 0.6 + 0.5, served
+    assert back < 0.5 + 0.6 + 1.0, served
     down = [a for a in emu.attempts("fable-5") if a["status"] == 503]
     assert 2 <= len(down) <= 4  # two to open it, then one probe per half-open, never a stampede
 
