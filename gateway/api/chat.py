@@ -31,7 +31,7 @@ from gateway.api.asgi import JSON_CT, Headers, header, read_body, send_bytes, se
 from gateway.api.reading import assemble, open_stream, refusal, refused, stream_body
 from gateway.api.streaming import Outcome, StreamRelay
 from gateway.api.validate import validate_chat
-from gateway.errors import GatewayError, UpstreamError
+from gateway.errors import GatewayError
 from gateway.failover.attempts import header_value
 from gateway.failover.candidates import check_capabilities, request_precheck, required_capabilities
 from gateway.failover.engine import RunContext
@@ -202,13 +202,7 @@ class ChatEndpoint:
         async def call(adapter: Any, t: Timeouts) -> dict[str, Any]:
             # Read as a stream and assembled: the same first_token/idle protection as streaming requests, and a
             # cut mid-answer restarts cleanly on the next model because the client has received nothing yet.
-            try:
-                committed = await open_stream(gw, adapter, t, sbody, first_token)
-            except UpstreamError as e:
-                if e.answer is not None:  # a refusal (content_filter) arrived as an answer: assemble it
-                    raise refusal(await assemble(e.answer)) from None
-                raise
-            result = await assemble(committed)
+            result = await assemble(await open_stream(gw, adapter, t, sbody, first_token, refusals=False))
             if refused(result["choices"]):
                 raise refusal(result)
             return result

@@ -157,12 +157,14 @@ class Committed:
 
 
 async def open_stream(gw: Gateway, adapter: Any, t: Timeouts, body: Mapping[str, Any],
-                      first_token: float) -> Committed:
+                      first_token: float, refusals: bool = True) -> Committed:
     """Open an upstream stream and read until its first releasable content (the engine's ``call`` for streams).
 
     ``first_token`` bounds the time to the first content event (connecting and the response headers included:
     an upstream that accepts the request and says nothing is as slow as one that sends headers and then
     nothing); after it, ``t.idle`` bounds each gap between content events until a held tool call is complete.
+    ``refusals``: raise ``refusal(committed)`` when the first content is a refusal (the non-streaming path checks
+    the assembled answer instead).
     """
     stack = contextlib.AsyncExitStack()
     try:
@@ -182,7 +184,8 @@ async def open_stream(gw: Gateway, adapter: Any, t: Timeouts, body: Mapping[str,
                 while True:
                     data = await anext(rest, None)
                     got = decoder.feed(data) if data is not None else decoder.close()
-                    if any(has_content(c) for c in got):
+                    content = any(has_content(c) for c in got)
+                    if content:
                         seen = True
                         tm.reschedule(loop.time() + t.idle)
                     out = gate.feed(got)
@@ -192,7 +195,7 @@ async def open_stream(gw: Gateway, adapter: Any, t: Timeouts, body: Mapping[str,
                             raise UpstreamError(ErrorKind.TRANSIENT, "upstream stream ended inside a tool call")
                         ended = True
                         break
-                    if any(has_content(c) for c in out):
+                    if content and (out is got or any(has_content(c) for c in out)):
                         break
         except TimeoutError:
             if seen:
@@ -201,7 +204,7 @@ async def open_stream(gw: Gateway, adapter: Any, t: Timeouts, body: Mapping[str,
             raise UpstreamError(ErrorKind.TRANSIENT, f"no first token within {limit:g}s",
                                 code="first_token_timeout") from None
         committed = Committed(stack, decoder, rest, first, gate, t.idle, ended)
-        if any(refused(c.get("choices")) for c in first):
+        if refusals and any(refused(c.get("choices")) for c in first):
             raise refusal(committed)  # still open: returned as is (on_refusal: return) or closed by the engine
         return committed
     except BaseException:
