@@ -73,6 +73,9 @@ class AnthropicProvider(ProviderBase):
     kind: Literal["anthropic"]
     anthropic_version: str = "2023-06-01"
     default_max_tokens: int = Field(default=4096, gt=0)  # Anthropic requires max_tokens; used when absent
+    # The provider's models have structured outputs (output_config.format): a json_schema response_format is sent
+    # natively; off, it is enforced with a forced tool (works on every model).
+    structured_outputs: bool = False
 
     def default_base_url(self) -> str:
         return "https://api.anthropic.com"

@@ -109,6 +109,9 @@ def to_chat(body: Mapping[str, Any]) -> dict[str, Any]:
         else:
             messages.append({"role": "user", "content": content})
     chat: dict[str, Any] = {"messages": messages}
+    fmt = (body.get("output_config") or {}).get("format") if isinstance(body.get("output_config"), dict) else None
+    if isinstance(fmt, dict) and fmt.get("type") == "json_schema":
+        chat["response_format"] = {"type": "json_schema", "json_schema": {"schema": fmt.get("schema")}}
     tools = body.get("tools")
     if isinstance(tools, list):
         chat["tools"] = [{"type": "function", "function": {"name": t.get("name"), "description": t.get("description"),

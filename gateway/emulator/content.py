@@ -13,7 +13,8 @@ Reply rules (first match wins):
    anything else -> null).
 2. last message is a ``tool`` result -> ``"Tool result received: <first 80 chars>"``.
 3. ``response_format.type`` is ``json_object``/``json_schema`` -> the JSON object
-   string ``{"model": <model>, "answer": "ok"}``.
+   string ``{"model": <model>, "answer": "ok"}`` (a schema with ``required`` properties: an example object
+   built like tool arguments).
 4. otherwise ``"Hello from <model>. You said: <last user text, first 120 chars>"``.
 
 0. continuation: the last message is an assistant turn with text P (prefill), or a user turn starting with
@@ -230,6 +231,10 @@ def _make_reply(request: dict[str, Any], model: str, params: dict[str, Any] | No
         return Reply(text="Tool result received: " + message_text(last.get("content"))[:80])
     rf = request.get("response_format")
     if isinstance(rf, dict) and rf.get("type") in ("json_object", "json_schema"):
+        spec = rf.get("json_schema")
+        schema = spec.get("schema") if isinstance(spec, dict) else None
+        if isinstance(schema, dict) and schema.get("required"):
+            return Reply(text=json.dumps(_example_arguments(schema)))
         return Reply(text=json.dumps({"model": model, "answer": "ok"}))
     user_text = ""
     for m in reversed(messages):

@@ -5,8 +5,10 @@ become ``tool_result`` blocks in a user turn; assistant ``tool_calls`` become ``
 turns of one role are merged (Anthropic wants alternating roles). ``max_tokens`` is required upstream, so the
 provider's ``default_max_tokens`` fills it in. ``temperature`` is clamped to Anthropic's 0..1.
 
-JSON mode: Anthropic has no ``response_format``. ``json_object`` / ``json_schema`` are enforced with a forced
-tool, ``JSON_TOOL``, whose input schema is the requested schema (``{"type": "object"}`` for ``json_object``):
+JSON mode: Anthropic has no ``response_format``. With ``structured_outputs: true`` on the provider (models that
+have Anthropic's structured outputs), a ``json_schema`` format with an object schema is sent as
+``output_config.format`` and the answer is the model's text. Otherwise (and for ``json_object``) it is enforced
+with a forced tool, ``JSON_TOOL``, whose input schema is the requested schema (``{"type": "object"}`` for ``json_object``):
 Anthropic validates tool input against it. Its ``tool_use`` input comes back as the message *content* (a JSON
 string, finish reason ``stop``), streamed as content deltas, exactly where an OpenAI caller expects it. With the
 caller's own tools in the request too, the model must use one of them or ``JSON_TOOL`` (``tool_choice: any``).
@@ -102,10 +104,11 @@ class AnthropicAdapter:
         self._headers = headers
         self._stream_headers = {**headers, "accept": "text/event-stream"}
         self._default_max_tokens = int(options.get("default_max_tokens") or DEFAULT_MAX_TOKENS)
+        self._native_json = bool(options.get("structured_outputs"))
 
     # -- request -----------------------------------------------------------------------------------------
     def build_request(self, body: Mapping[str, Any], stream: bool) -> UpstreamRequest:
-        out = translate_request(body, self.target.upstream_model, self._default_max_tokens)
+        out = translate_request(body, self.target.upstream_model, self._default_max_tokens, self._native_json)
         if stream:
             out["stream"] = True
         return UpstreamRequest(
@@ -231,8 +234,10 @@ def map_usage(usage: Mapping[str, Any]) -> dict[str, Any]:
 
 
 # -- request translation -----------------------------------------------------------------------------------
-def translate_request(body: Mapping[str, Any], model: str, default_max_tokens: int) -> dict[str, Any]:
-    """An OpenAI chat request -> an Anthropic Messages request body. ``body`` is not mutated."""
+def translate_request(body: Mapping[str, Any], model: str, default_max_tokens: int,
+                      native_json: bool = False) -> dict[str, Any]:
+    """An OpenAI chat request -> an Anthropic Messages request body. ``body`` is not mutated. ``native_json``: a
+    ``json_schema`` response format goes out as structured outputs (``output_config.format``)."""
     system: list[str] = []
     messages: list[dict[str, Any]] = []
     for i, msg in enumerate(body.get("messages") or ()):
@@ -259,7 +264,11 @@ def translate_request(body: Mapping[str, Any], model: str, default_max_tokens: i
     _strip_prefill(messages)
 
     out: dict[str, Any] = {"model": model, "max_tokens": _max_tokens(body, default_max_tokens)}
-    json_tool = _json_tool(body.get("response_format"))
+    fmt = body.get("response_format")
+    native = _native_format(fmt) if native_json else None
+    json_tool = None if native is not None else _json_tool(fmt)
+    if native is not None:
+        out["output_config"] = {"format": native}
     if system:
         out["system"] = "\n\n".join(system)
     out["messages"] = messages
@@ -443,6 +452,18 @@ def _tool_choice(choice: Any, parallel: Any) -> dict[str, Any] | None:
     if out is not None and parallel is False:
         out["disable_parallel_tool_use"] = True
     return out
+
+
+def _native_format(fmt: Any) -> dict[str, Any] | None:
+    """Structured outputs' ``output_config.format`` for a ``json_schema`` response format with an object schema
+    (None otherwise: ``json_object`` and other schemas use the forced tool)."""
+    if not isinstance(fmt, Mapping) or fmt.get("type") != "json_schema":
+        return None
+    spec = fmt.get("json_schema")
+    schema = spec.get("schema") if isinstance(spec, Mapping) else None
+    if not isinstance(schema, Mapping) or schema.get("type") != "object":
+        return None
+    return {"type": "json_schema", "schema": dict(schema)}
 
 
 def _json_tool(fmt: Any) -> dict[str, Any] | None:

@@ -225,6 +225,17 @@ def test_structured_output_on_an_anthropic_model_is_enforced_by_a_forced_tool(em
     assert text.startswith("{") and text.endswith("}")
 
 
+def test_structured_output_on_an_anthropic_model_with_structured_outputs_is_sent_natively(emu, make_gateway,
+                                                                                          client_for):
+    cfg = _with_claude(_cfg(emu), emu, ["claude-x", "gpt-5"])
+    cfg["providers"]["claude"]["structured_outputs"] = True
+    gw = make_gateway(cfg)
+    parsed = client_for(gw).chat.completions.parse(model="security", messages=MSG, response_format=Finding)
+    assert parsed.model == "claude-x" and parsed.choices[0].message.parsed == Finding(title="example", severity=1)
+    sent = emu.attempts("claude-x")[-1]["request"]
+    assert sent["output_config"]["format"]["schema"]["required"] == ["title", "severity"] and "tools" not in sent
+
+
 def test_a_model_lacking_a_capability_is_skipped_without_contact(emu, make_gateway, client_for):
     gw = make_gateway(_with_claude(_cfg(emu), emu, ["claude-x", "gpt-5"]))
     raw = client_for(gw).chat.completions.with_raw_response.create(model="security", messages=MSG, n=2)

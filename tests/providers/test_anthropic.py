@@ -217,6 +217,21 @@ def test_json_mode_is_a_forced_tool_with_the_schema(fmt, schema):
     assert "system" not in plain and "tools" not in plain
 
 
+def test_json_schema_goes_out_as_structured_outputs_where_the_provider_has_them():
+    native = AnthropicAdapter(Target(**{**{f: getattr(TARGET, f) for f in TARGET.__dataclass_fields__},
+                                        "options": {**TARGET.options, "structured_outputs": True}}))
+    schema = {"type": "object", "properties": {"a": {"type": "string"}}, "required": ["a"]}
+    body = orjson.loads(native.build_request(
+        {"messages": [USER], "response_format": {"type": "json_schema", "json_schema": {"name": "x", "schema": schema}}},
+        False).body)
+    assert body["output_config"] == {"format": {"type": "json_schema", "schema": schema}}
+    assert "tools" not in body and "tool_choice" not in body
+    # json_object has no schema to send natively: the forced tool still enforces it.
+    body = orjson.loads(native.build_request({"messages": [USER], "response_format": {"type": "json_object"}},
+                                             False).body)
+    assert "output_config" not in body and body["tool_choice"] == {"type": "tool", "name": "json_response"}
+
+
 def test_json_mode_next_to_the_callers_tools_lets_the_model_pick_one():
     tools = [{"type": "function", "function": {"name": "lookup", "parameters": {"type": "object"}}}]
     body = sent({"messages": [USER], "tools": tools, "response_format": {"type": "json_object"}})
