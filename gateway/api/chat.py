@@ -130,6 +130,8 @@ class ChatEndpoint:
                                    code="invalid_json") from None
             validate_chat(body)
             choice = select_route(runtime, body.get("model"), header(scope, b"x-gateway-route"), body["messages"])
+            if choice.verdict is not None:
+                gw.metrics.record_classification(choice.verdict)
             check_route(caller, choice.route.name)
         except GatewayError as e:
             route_label = choice.route.name if choice is not None else "none"
