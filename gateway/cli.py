@@ -166,15 +166,18 @@ def cmd_classify(args: argparse.Namespace) -> int:
     from gateway.routing.classify.evaluate import evaluate, render
 
     try:
-        config = _report_config(args).config
+        rt = _report_config(args)
+        config = rt.config
         if not route_examples(config):
             raise ValueError(f"{args.config}: no route has a classify block")
-        if args.engine:
+        clf = rt.classifier
+        if args.engine and args.engine != config.classifier.engine:
             config = config.model_copy(update={"classifier": config.classifier.model_copy(
                 update={"engine": args.engine})})
+            clf = None
         corpus = load_corpus_file(args.corpus) if args.corpus else list(builtin_corpus())
-        clf = build_classifier(config, corpus)
-        assert clf is not None
+        if clf is None or args.corpus:
+            clf = build_classifier(config, corpus)
         tasks = {r.classify.builtin: n for n, r in config.routes.items() if r.classify and r.classify.builtin}
         res = evaluate(clf, tasks, corpus)
     except (ConfigError, ValueError, OSError) as e:

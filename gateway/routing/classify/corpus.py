@@ -120,7 +120,8 @@ def _strings(items: list, what: str = "entry") -> list[str]:
     out = []
     for i, x in enumerate(items):
         if not isinstance(x, str) or not x.strip():
-            raise ValueError(f"{what} {i + 1}: expected a non-empty string (or a mapping with text)")
+            hint = " (quote an entry that contains ': ')" if isinstance(x, dict) else ""
+            raise ValueError(f"{what} {i + 1}: expected a non-empty string (or a mapping with text){hint}")
         out.append(x)
     if not out:
         raise ValueError("no examples in the file")

@@ -24,7 +24,7 @@ PATTERNS: dict[str, str] = {
     "template_injection": r"render_template_string|Template\(\s*[\"'][^\"'\n]*[\"']\s*\+|new Function\(",
     "shell_call": r"os\.system|os\.popen|shell_exec|passthru|proc_open|subprocess\.|child_process|"
                   r"Runtime\.getRuntime\(\)\.exec|exec\.Command|\bsystem\s*\(|popen\(|\bexec\(\s*`",
-    "shell_interp": r"(?i)(shell\s*=\s*true|\"sh\",\s*\"-c\"|\$\{[a-z_]|\"\s*\+\s*\w|\"\s*\.\s*\$|%s|\$\(|`[^`\n]*\$)",
+    "shell_interp": r"(?i)(shell\s*=\s*true|\"sh\",\s*\"-c\"|\$\{[a-z_]|[\"']\s*\+\s*\w|\"\s*\.\s*\$|%s|\$\(|`[^`\n]*\$)",
     "deserialize": r"pickle\.loads?|cPickle|yaml\.load\(|unserialize\(|ObjectInputStream|readObject\(|"
                    r"marshal\.loads|BinaryFormatter|jsonpickle",
     "weak_hash": r"(?i)\b(md5|sha1)\b|hashlib\.(md5|sha1)",
