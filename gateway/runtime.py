@@ -101,7 +101,11 @@ def build_runtime(config: GatewayConfig, source_text: str | bytes = b"") -> Runt
     admin_keys = {k.sha256: k.name for k in config.admin_keys}
     if isinstance(source_text, str):
         source_text = source_text.encode()
-    version = hashlib.sha256(source_text or config.model_dump_json().encode()).hexdigest()[:12]
+    digest = hashlib.sha256(source_text or config.model_dump_json().encode())
+    for r in config.routes.values():  # examples files are part of the config: an edit makes a new version
+        if r.classify is not None and r.classify._file_examples:
+            digest.update("\0".join(r.classify._file_examples).encode())
+    version = digest.hexdigest()[:12]
     classifier = _classifier(config)
     secrets = {t.api_key for t in targets.values() if t.api_key}
     secrets.update(v for t in targets.values() for v in t.headers.values() if v)

@@ -113,7 +113,7 @@ def read_examples_file(path: Path) -> list[str]:
                 raise ValueError(f"line {n}: invalid JSON: {e}") from None
             items.append(obj.get("text") if isinstance(obj, dict) else obj)
         return _strings(items, "line")
-    return [line.strip() for line in text.splitlines() if line.strip()]
+    return _strings([line.strip() for line in text.splitlines() if line.strip()], "line")
 
 
 def _strings(items: list, what: str = "entry") -> list[str]:
