@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 
 from gateway.cli import main
+from gateway.config.model import EmbeddingConfig
 from gateway.config.loader import parse_config
 from gateway.errors import ConfigError
 from gateway.routing.classify import build_classifier, request_text
@@ -314,7 +315,7 @@ def test_the_shipped_embeddings_cache_matches_the_model_and_the_corpus():
     from gateway.routing.classify import make_engine
     from gateway.routing.classify.embcache import load_cache
 
-    cache = load_cache(DEFAULT_MODEL[2], DEFAULT_TOKENIZER[2], 128)
+    cache = load_cache(DEFAULT_MODEL[2], DEFAULT_TOKENIZER[2], EmbeddingConfig().max_tokens)
     corpus = builtin_corpus()
     assert {truncate(e.text, 2000) for e in corpus} <= cache.keys()  # regenerate: python -m ...embcache
     cfg = parse_config({**_cfg(), "classifier": {"engine": "embedding"}}, "g.yaml", {})

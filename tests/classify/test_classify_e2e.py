@@ -5,7 +5,6 @@ prompt; the metric counts decisions; examples reload with the config."""
 from __future__ import annotations
 
 import sqlite3
-import time
 
 import httpx
 
@@ -99,4 +98,3 @@ def test_classification_does_not_bypass_policy_or_failover(emu, make_gateway, cl
         model="auto", messages=[{"role": "user", "content": REVIEW}])
     assert raw.headers["x-gateway-route"] == "security-review"
     assert raw.headers["x-gateway-attempts"] == "fable-5=withdrawn,gpt-5=ok"
-    time.sleep(0)  # nothing to wait for: the attempt list is in the response
