@@ -12,6 +12,7 @@ did not place carries it in its ``default:classify=<score>`` reason, and ``verdi
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -78,6 +79,17 @@ def select_route(runtime: Runtime, model: str | None, header: str | None, messag
     if verdict is not None:
         return RouteChoice(default, f"default:classify={verdict.score:.3f}", default.models, verdict)
     return RouteChoice(default, "default", default.models)
+
+
+async def select_route_async(runtime: Runtime, model: str | None, header: str | None,
+                             messages: Sequence[Any]) -> RouteChoice:
+    """``select_route`` for the event loop: when the request would reach a classifier whose engine blocks for
+    milliseconds (``embedding``: an ONNX run, which releases the GIL), it runs in a worker thread so other
+    requests keep flowing; otherwise inline (the builtin engine costs well under a millisecond)."""
+    classifier = runtime.classifier
+    if classifier is not None and classifier.blocking and not header and (not model or model == "auto"):
+        return await asyncio.to_thread(select_route, runtime, model, header, messages)
+    return select_route(runtime, model, header, messages)
 
 
 def _solo(model: str) -> Route:

@@ -98,3 +98,15 @@ def test_classification_does_not_bypass_policy_or_failover(emu, make_gateway, cl
         model="auto", messages=[{"role": "user", "content": REVIEW}])
     assert raw.headers["x-gateway-route"] == "security-review"
     assert raw.headers["x-gateway-attempts"] == "fable-5=withdrawn,gpt-5=ok"
+
+
+def test_embedding_engine_end_to_end(emu, make_gateway, client_for):
+    cfg = _classified_config(emu.url)
+    cfg["classifier"] = {"engine": "embedding"}
+    gw = make_gateway(cfg)
+    client = client_for(gw)
+    assert _route(client, FIX) == "security-review"
+    assert _route(client, REVIEW) == "security-review"
+    assert _route(client, BENIGN_FIX) == "general"
+    metrics = httpx.get(gw.url + "/metrics").text
+    assert 'gateway_route_classifications_total{engine="embedding",outcome="matched",route="security-review"} 2.0' in metrics

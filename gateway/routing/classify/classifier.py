@@ -58,6 +58,11 @@ class Classifier:
     def engine_name(self) -> str:
         return self.engine.name
 
+    @property
+    def blocking(self) -> bool:
+        """Whether one classification takes long enough (milliseconds) to belong off the event loop."""
+        return self.engine.name == "embedding"
+
     def scores(self, text: str) -> dict[str, float]:
         """Each label's probability: the logistic regression's ``predict_proba``, computed by the engine's
         ``decision`` (no scikit-learn call on the request path)."""
