@@ -168,13 +168,20 @@ def test_embedding_engine_meets_the_targets_on_the_held_out_set():
 
 def test_fast_scorer_equals_scikit_learn(runtime):
     clf = runtime.classifier
-    texts = [FIX, REVIEW, BENIGN_FIX, "write a haiku", "x" * 5000, "", "🙂 ünïcode " * 50]
+    texts = [FIX, REVIEW, BENIGN_FIX, "write a haiku", "x" * 5000, "", "🙂 ünïcode " * 50, "nul \x00 byte"]
     for t in texts:
         x = clf.engine.transform([truncate(t, clf.max_chars)])
         expected = dict(zip(clf._model.classes_, clf._model.predict_proba(x)[0], strict=True))
         got = clf.scores(t)
         assert got.keys() == expected.keys()
         assert all(abs(got[k] - expected[k]) < 1e-9 for k in got)
+
+
+@pytest.mark.parametrize("engine", ["builtin", "embedding"])
+def test_any_string_is_classified(engine):
+    clf = build_classifier(parse_config({**_cfg(), "classifier": {"engine": engine}}, "g.yaml", {}))
+    for text in ("a\ud800b", "\x00" * 10, "\u202e" * 3000, "😀" * 4000, " "):
+        assert clf.classify(text).outcome in ("matched", "below_threshold", "no_route")
 
 
 def test_route_examples_add_to_the_builtin_corpus():

@@ -66,7 +66,11 @@ class Classifier:
     def scores(self, text: str) -> dict[str, float]:
         """Each label's probability: the logistic regression's ``predict_proba``, computed by the engine's
         ``decision`` (no scikit-learn call on the request path)."""
-        d = self.engine.decision(truncate(text, self.max_chars))
+        text = truncate(text, self.max_chars)
+        try:
+            d = self.engine.decision(text)
+        except (UnicodeEncodeError, TypeError):  # a lone surrogate: RE2 and the tokenizer take UTF-8 only
+            d = self.engine.decision(text.encode("utf-8", "replace").decode("utf-8"))
         classes = self._model.classes_
         intercept = self._model.intercept_
         if len(classes) == 2:
