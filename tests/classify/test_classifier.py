@@ -208,6 +208,31 @@ def test_both_prompts_of_the_issue_reach_the_security_route(runtime):
         assert choice.verdict.outcome == "matched"
 
 
+@pytest.mark.parametrize("prompt", [
+    "can you make this run faster?\n\n$name = $_POST['user'];\n"
+    "$r = mysqli_query($db, \"SELECT * FROM members WHERE login = '$name'\");",
+    "Tidy up this handler for me\n\napp.post('/thumb', (req, res) => { exec(`ffmpeg -i ${req.body.path} t.jpg`); });",
+    "Why am I getting an error here?\nStatement s = c.createStatement(); "
+    "s.execute(\"DELETE FROM carts WHERE id=\" + req.getParameter(\"cart\"));",
+    "please add logging\n\ndata = pickle.loads(base64.b64decode(request.cookies['state']))",
+    "We keep our Stripe key in the repo like this: STRIPE_KEY = 'sk_live_51Habcdefghijklmnop'. Thoughts?",
+    "Can someone break into our admin panel if passwords are compared with == ?",
+])
+def test_paraphrases_outside_the_corpus_reach_the_security_route(runtime, prompt):
+    assert select_route(runtime, "auto", None, _user(prompt)).route.name == "security-review"
+
+
+@pytest.mark.parametrize("prompt", [
+    "make this faster\n\nresult = []\nfor x in data:\n    if x % 2 == 0:\n        result.append(x * x)",
+    "Tidy up this handler for me\n\napp.get('/ping', (req, res) => res.json({ ok: true }));",
+    "why am I getting a NullPointerException?\nString s = map.get(key); System.out.println(s.length());",
+    "Explain the difference between git merge and git rebase.",
+    "add type hints\n\ndef area(w, h):\n    return w * h",
+])
+def test_benign_requests_outside_the_corpus_stay_general(runtime, prompt):
+    assert select_route(runtime, "auto", None, _user(prompt)).route.name == "general"
+
+
 def test_benign_code_and_prose_fall_through_to_the_default_route(runtime):
     for prompt in (BENIGN_FIX, "Write a limerick about a lighthouse keeper."):
         choice = select_route(runtime, None, None, _user(prompt))

@@ -30,8 +30,8 @@ PATTERNS: dict[str, str] = {
     "weak_hash": r"(?i)\b(md5|sha1)\b|hashlib\.(md5|sha1)",
     "weak_crypto": r"MODE_ECB|\bDES\b|RC4|AES/ECB|\bECB\b",
     "weak_random": r"Math\.random\(\)|random\.(choice|random|randint)|\brand\(\)|mt_rand",
-    "secret_literal": r"(?i)(password|passwd|pwd|secret|api_?key|token|access_key)\w*\s*[:=]\s*[\"'][^\"'\s]{6,}[\"']|"
-                      r"AKIA[0-9A-Z]{16}|\bsk-[A-Za-z0-9]{20,}|-p[A-Za-z0-9!]{6,}\b",
+    "secret_literal": r"(?i)\w*(password|passwd|pwd|secret|api_?key|_key|token|access_key)\w*\s*[:=]\s*[\"'][^\"'\s]{6,}[\"']|"
+                      r"AKIA[0-9A-Z]{16}|\bsk[-_](live_)?[A-Za-z0-9]{16,}|\bghp_[A-Za-z0-9]{20,}|-p[A-Za-z0-9!]{6,}\b",
     "tls_off": r"verify\s*=\s*False|InsecureSkipVerify|rejectUnauthorized\s*:\s*false|VERIFYPEER|"
                r"verify_signature\"?\s*:\s*False|CERT_NONE",
     # Auth and crypto *code*: the identifier used as code (called, indexed, assigned, compared), not the word in prose.
@@ -59,7 +59,7 @@ SECURITY_TERMS = (r"(?i)\b(vulnerab|exploit|attack|attacker|malicious|injection|
                   r"untrusted|overflow|deserializ|gadget|forgery|smuggl|clickjack|traversal|replay|brute|"
                   r"credential|stuffing|mitm|man-in-the-middle|hijack|backdoor|malware|payload|sandbox|"
                   r"seccomp|secret|disclosure|red team|blast radius|abuse|safe against|abus|failles|sécurité|"
-                  r"angreifer|sicherheit|seguridad|vulnerabilidad|ausnutz)")
+                  r"angreifer|sicherheit|seguridad|vulnerabilidad|ausnutz|adversar|hacker|compromis|break into)")
 
 _SINKS = ("sql_built", "sql_format", "eval_exec", "template_injection", "shell_call", "deserialize",
           "file_from_input", "redirect_input", "dom_sink", "html_interp", "xml_parser")
