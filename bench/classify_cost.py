@@ -72,7 +72,7 @@ def main() -> int:
     ap.add_argument("--rounds", type=int, default=5, help="passes over the prompts (builtin engine)")
     args = ap.parse_args()
     if hasattr(os, "sched_setaffinity"):
-        os.sched_setaffinity(0, {sorted(os.sched_getaffinity(0))[0]})
+        os.sched_setaffinity(0, {min(os.sched_getaffinity(0))})
     from gateway.config.loader import parse_config
     from gateway.routing.classify import build_classifier
     from gateway.routing.classify.corpus import builtin_corpus

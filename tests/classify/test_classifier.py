@@ -11,8 +11,8 @@ from typing import Any
 import pytest
 
 from gateway.cli import main
-from gateway.config.model import EmbeddingConfig
 from gateway.config.loader import parse_config
+from gateway.config.model import EmbeddingConfig
 from gateway.errors import ConfigError
 from gateway.routing.classify import build_classifier, request_text
 from gateway.routing.classify.classifier import RouteExamples, build
@@ -209,11 +209,11 @@ def test_both_prompts_of_the_issue_reach_the_security_route(runtime):
 
 
 @pytest.mark.parametrize("prompt", [
-    "can you make this run faster?\n\n$name = $_POST['user'];\n"
-    "$r = mysqli_query($db, \"SELECT * FROM members WHERE login = '$name'\");",
+    ("can you make this run faster?\n\n$name = $_POST['user'];\n"
+     "$r = mysqli_query($db, \"SELECT * FROM members WHERE login = '$name'\");"),
     "Tidy up this handler for me\n\napp.post('/thumb', (req, res) => { exec(`ffmpeg -i ${req.body.path} t.jpg`); });",
-    "Why am I getting an error here?\nStatement s = c.createStatement(); "
-    "s.execute(\"DELETE FROM carts WHERE id=\" + req.getParameter(\"cart\"));",
+    ("Why am I getting an error here?\nStatement s = c.createStatement(); "
+     "s.execute(\"DELETE FROM carts WHERE id=\" + req.getParameter(\"cart\"));"),
     "please add logging\n\ndata = pickle.loads(base64.b64decode(request.cookies['state']))",
     "We keep our Stripe key in the repo like this: STRIPE_KEY = 'sk_live_51Habcdefghijklmnop'. Thoughts?",
     "Can someone break into our admin panel if passwords are compared with == ?",

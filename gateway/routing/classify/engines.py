@@ -16,6 +16,7 @@ import hashlib
 import re
 from collections.abc import Mapping, Sequence
 from importlib.util import find_spec
+from itertools import pairwise
 from math import sqrt
 from pathlib import Path
 from typing import Any
@@ -119,7 +120,7 @@ _WORD = re.compile(r"\b\w\w+\b|[=+$%{}<>]")  # linear: no nested quantifiers
 def word_grams(text: str) -> list[str]:
     """Lower-cased words (and the code operators that matter) and word bigrams."""
     toks = _WORD.findall(text.lower())
-    return toks + [f"{a} {b}" for a, b in zip(toks, toks[1:], strict=False)]
+    return toks + [f"{a} {b}" for a, b in pairwise(toks)]
 
 
 def char_grams(text: str) -> list[str]:
