@@ -196,6 +196,11 @@ def test_route_examples_add_to_the_builtin_corpus():
     clf = build(engine, routes, corpus)
     assert clf.classify("Translate into Italian: the meeting is at noon").route == "translate"
     assert clf.classify(FIX).route == "security-review"
+    # Three labels (two routes and "no route"): the softmax path agrees with scikit-learn too.
+    for t in (FIX, "Translate into Italian: hello", BENIGN_FIX):
+        x = clf.engine.transform([t])
+        expected = dict(zip(clf._model.classes_, clf._model.predict_proba(x)[0], strict=True))
+        assert all(abs(clf.scores(t)[k] - expected[k]) < 1e-9 for k in expected)
 
 
 # -- route selection ----------------------------------------------------------------------------------------

@@ -100,7 +100,7 @@ class Classifier:
 
         scores = self.scores(text)
         v = self._verdict(scores)
-        x = self.engine.transform([truncate(text, self.max_chars)])
+        x = self.engine.transform([truncate(text, self.max_chars).encode("utf-8", "replace").decode("utf-8")])
         m = self._matrix
         sims = m @ x.T
         sims = np.asarray(sims.todense() if hasattr(sims, "todense") else sims).ravel()
