@@ -98,7 +98,7 @@ class BuiltinEngine:
         k = self._k
         out = [0.0] * k
         for analyzer, table in self._blocks:
-            hits = [e for e in map(table.get, set(analyzer(text))) if e is not None]
+            hits = list(filter(None, map(table.get, set(analyzer(text)))))  # C-level loops; misses are None
             if not hits:
                 continue
             norm = sqrt(sum(e[0] for e in hits))
