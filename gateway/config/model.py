@@ -183,7 +183,7 @@ class ClassifierConfig(_Strict):
     """How routes' ``classify`` examples are matched: ``builtin`` (no model file) or ``embedding`` (ONNX)."""
 
     engine: Literal["builtin", "embedding"] = "builtin"
-    max_chars: int = Field(default=1000, ge=64, le=100000)  # head and tail of longer prompts are kept
+    max_chars: int = Field(default=4000, ge=64, le=100000)  # head and tail of longer prompts are kept
     embedding: EmbeddingConfig = EmbeddingConfig()
 
 

@@ -246,6 +246,14 @@ def test_benign_code_and_prose_fall_through_to_the_default_route(runtime):
         assert choice.verdict.outcome == "no_route"
 
 
+def test_injectable_code_in_the_middle_of_a_long_paste_is_found(runtime):
+    filler = "".join(f"def helper_{i}(xs):\n    return [x * {i} for x in xs]\n\n" for i in range(40))
+    long_fix = "fix this code\n\n" + filler + HANDLER + "\n\n" + filler
+    assert len(long_fix) > 3000
+    assert select_route(runtime, "auto", None, _user(long_fix)).route.name == "security-review"
+    assert select_route(runtime, "auto", None, _user("fix this code\n\n" + filler * 2)).route.name == "general"
+
+
 def test_the_system_prompt_is_part_of_the_request(runtime):
     choice = select_route(runtime, "auto", None, _user("Here is the handler.\n" + HANDLER,
                                                        system="You are an application security reviewer."))

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-MAX_CHARS = 1000  # default; ``classifier.max_chars`` in the config
+MAX_CHARS = 4000  # default; ``classifier.max_chars`` in the config
 _JOIN = "\n...\n"
 
 
