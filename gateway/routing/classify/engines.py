@@ -3,7 +3,7 @@
 Both append the code-aware signals (``signals.py``) as weighted binary columns, so "fix this" on injectable
 code and "fix this" on a sorting bug differ in features even when their words are the same.
 
-* ``BuiltinEngine``: no model file. Word 1-2-grams and character 3-5-grams (TF-IDF, scikit-learn) plus the
+* ``BuiltinEngine``: no model file. Word 1-2-grams and character 4-grams (binary TF-IDF, scikit-learn) plus the
   signals. scikit-learn is imported when the engine is built, never at gateway import.
 * ``EmbeddingEngine``: a local ONNX sentence-embedding model (mean-pooled, L2-normalised; all-MiniLM-L6-v2
   int8 by default) run with onnxruntime on one thread, plus the signals. The model and tokenizer files are
@@ -220,7 +220,7 @@ class EmbeddingEngine:
         hit = self._cache.get(text)
         if hit is not None:
             return hit
-        # Only the first max_tokens tokens are used: tokenize a head of the text that surely holds them.
+        # Only the first max_tokens tokens are used: tokenize just a head of the text (16 characters a token).
         enc = self._tok.encode(text[: self._max_tokens * 16])
         ids = np.asarray([enc.ids], dtype=np.int64)
         mask = np.asarray([enc.attention_mask], dtype=np.int64)

@@ -58,5 +58,6 @@ def render(res: dict[str, Any]) -> str:
     for a in labels:
         out.append(f"{a:<{w}}" + "".join(f"{res['confusion'][a][b]:>{w}}" for b in labels))
     c = res["cost_ms"]
-    out += ["", f"classification cost (this run, not a benchmark): p50 {c['p50']:.2f} ms, p99 {c['p99']:.2f} ms"]
+    out += ["", f"classification cost in this run: p50 {c['p50']:.2f} ms, p99 {c['p99']:.2f} ms (not a benchmark: "
+            "corpus prompts, whose embeddings ship precomputed; see make bench)"]
     return "\n".join(out) + "\n"
