@@ -405,3 +405,10 @@ def test_classify_eval_cli(tmp_path, capsys):
     path.write_text(yaml.safe_dump(plain))
     assert main(["classify", "eval", "--config", str(path)]) == 2
     assert "no route has a classify block" in capsys.readouterr().err
+
+
+def test_classify_is_only_for_chat_routes():
+    cfg = _cfg()
+    cfg["models"]["emb"] = {"provider": "p", "model": "te3", "kind": "embeddings", "dimensions": 1536}
+    cfg["routes"]["vectors"] = {"kind": "embeddings", "models": ["emb"], "classify": {"builtin": "general"}}
+    assert "routes.vectors.classify: only for chat routes" in _errors(cfg)
