@@ -37,7 +37,7 @@ from gateway.failover.candidates import check_capabilities, request_precheck, re
 from gateway.failover.engine import RunContext
 from gateway.observability.record import RequestRecord
 from gateway.routing.policy import KEY_ROUTES_POLICY, Caller, check_route
-from gateway.routing.select import RouteChoice, select_route
+from gateway.routing.select import RouteChoice, select_route_async
 from gateway.runtime import Runtime
 from gateway.upstream import Timeouts
 
@@ -134,7 +134,10 @@ class ChatEndpoint:
                 raise GatewayError(400, f"We could not parse the JSON body of your request: {e}",
                                    code="invalid_json") from None
             validate_chat(body)
-            choice = select_route(runtime, body.get("model"), header(scope, b"x-gateway-route"), body["messages"])
+            choice = await select_route_async(runtime, body.get("model"), header(scope, b"x-gateway-route"),
+                                              body["messages"])
+            if choice.verdict is not None:
+                gw.metrics.record_classification(choice.verdict)
             check_route(caller, choice.route.name)
             needs = required_capabilities(body)
             if needs:
