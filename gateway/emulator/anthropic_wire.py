@@ -57,6 +57,8 @@ _MESSAGES: dict[str, tuple[int, str, str]] = {  # kind -> (status, error.type, m
     "bad_json": (400, "invalid_request_error", "There was an error parsing the body of your request."),
     "missing_model": (400, "invalid_request_error", "model: Field required"),
     "missing_messages": (400, "invalid_request_error", "messages: Field required"),
+    "prefill_rejected": (400, "invalid_request_error", "This model does not support assistant message prefill. "
+                         "The conversation must end with a user message."),
     "missing_max_tokens": (400, "invalid_request_error", "max_tokens: Field required"),
     "missing_version": (400, "invalid_request_error", "anthropic-version: header is required"),
 }
@@ -107,6 +109,9 @@ def to_chat(body: Mapping[str, Any]) -> dict[str, Any]:
         else:
             messages.append({"role": "user", "content": content})
     chat: dict[str, Any] = {"messages": messages}
+    fmt = (body.get("output_config") or {}).get("format") if isinstance(body.get("output_config"), dict) else None
+    if isinstance(fmt, dict) and fmt.get("type") == "json_schema":
+        chat["response_format"] = {"type": "json_schema", "json_schema": {"schema": fmt.get("schema")}}
     tools = body.get("tools")
     if isinstance(tools, list):
         chat["tools"] = [{"type": "function", "function": {"name": t.get("name"), "description": t.get("description"),

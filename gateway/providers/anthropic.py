@@ -5,9 +5,13 @@ become ``tool_result`` blocks in a user turn; assistant ``tool_calls`` become ``
 turns of one role are merged (Anthropic wants alternating roles). ``max_tokens`` is required upstream, so the
 provider's ``default_max_tokens`` fills it in. ``temperature`` is clamped to Anthropic's 0..1.
 
-JSON mode: Anthropic has no ``response_format``. ``json_object`` / ``json_schema`` are emulated by appending an
-instruction (and the schema, if any) to ``system`` asking for one JSON object and nothing else. The answer is
-not validated; a caller that needs a guarantee should use tools.
+JSON mode: Anthropic has no ``response_format``. With ``structured_outputs: true`` on the provider (models that
+have Anthropic's structured outputs), a ``json_schema`` format with an object schema is sent as
+``output_config.format`` and the answer is the model's text. Otherwise (and for ``json_object``) it is enforced
+with a forced tool, ``JSON_TOOL``, whose input schema is the requested schema (``{"type": "object"}`` for ``json_object``):
+Anthropic validates tool input against it. Its ``tool_use`` input comes back as the message *content* (a JSON
+string, finish reason ``stop``), streamed as content deltas, exactly where an OpenAI caller expects it. With the
+caller's own tools in the request too, the model must use one of them or ``JSON_TOOL`` (``tool_choice: any``).
 
 Prefill: a trailing assistant message is sent as the final assistant turn, which Anthropic continues. Anthropic
 rejects a final assistant turn that ends in whitespace, so its trailing whitespace is stripped.
@@ -74,9 +78,8 @@ _CREDIT_TEXT = re.compile(r"credit balance is too low", re.IGNORECASE)
 _POLICY_TEXT = re.compile(r"blocked by content filtering policy", re.IGNORECASE)
 _MODEL_NOT_FOUND = re.compile(r"^\s*model:", re.IGNORECASE)
 
-_JSON_INSTRUCTION = (
-    "Respond with a single valid JSON object and nothing else: no prose, no explanations, no Markdown code fences."
-)
+_JSON_INSTRUCTION = "Give your answer to the user by calling this tool with the answer as its input."
+JSON_TOOL = "json_response"  # the forced tool that carries response_format (see the module docstring)
 
 
 def _bad(message: str, param: str | None = None) -> UpstreamError:
@@ -101,10 +104,11 @@ class AnthropicAdapter:
         self._headers = headers
         self._stream_headers = {**headers, "accept": "text/event-stream"}
         self._default_max_tokens = int(options.get("default_max_tokens") or DEFAULT_MAX_TOKENS)
+        self._native_json = bool(options.get("structured_outputs"))
 
     # -- request -----------------------------------------------------------------------------------------
     def build_request(self, body: Mapping[str, Any], stream: bool) -> UpstreamRequest:
-        out = translate_request(body, self.target.upstream_model, self._default_max_tokens)
+        out = translate_request(body, self.target.upstream_model, self._default_max_tokens, self._native_json)
         if stream:
             out["stream"] = True
         return UpstreamRequest(
@@ -120,11 +124,15 @@ class AnthropicAdapter:
             raise UpstreamError(ErrorKind.TRANSIENT, f"malformed response from upstream: {excerpt(body, 120)}")
         texts: list[str] = []
         tool_calls: list[dict[str, Any]] = []
+        json_answer = False
         for block in data["content"]:
             if not isinstance(block, dict):
                 continue
             if block.get("type") == "text":
                 texts.append(str(block.get("text") or ""))
+            elif block.get("type") == "tool_use" and block.get("name") == JSON_TOOL:
+                texts.append(_dumps(block.get("input") or {}))
+                json_answer = True
             elif block.get("type") == "tool_use":
                 tool_calls.append(
                     {
@@ -148,7 +156,7 @@ class AnthropicAdapter:
             "model": data.get("model") or self.target.upstream_model,
             "choices": [
                 {"index": 0, "message": message, "logprobs": None,
-                 "finish_reason": map_stop_reason(data.get("stop_reason"))}
+                 "finish_reason": "stop" if json_answer and not tool_calls else map_stop_reason(data.get("stop_reason"))}
             ],
             "usage": map_usage(data.get("usage") or {}),
         }
@@ -226,8 +234,10 @@ def map_usage(usage: Mapping[str, Any]) -> dict[str, Any]:
 
 
 # -- request translation -----------------------------------------------------------------------------------
-def translate_request(body: Mapping[str, Any], model: str, default_max_tokens: int) -> dict[str, Any]:
-    """An OpenAI chat request -> an Anthropic Messages request body. ``body`` is not mutated."""
+def translate_request(body: Mapping[str, Any], model: str, default_max_tokens: int,
+                      native_json: bool = False) -> dict[str, Any]:
+    """An OpenAI chat request -> an Anthropic Messages request body. ``body`` is not mutated. ``native_json``: a
+    ``json_schema`` response format goes out as structured outputs (``output_config.format``)."""
     system: list[str] = []
     messages: list[dict[str, Any]] = []
     for i, msg in enumerate(body.get("messages") or ()):
@@ -254,9 +264,11 @@ def translate_request(body: Mapping[str, Any], model: str, default_max_tokens: i
     _strip_prefill(messages)
 
     out: dict[str, Any] = {"model": model, "max_tokens": _max_tokens(body, default_max_tokens)}
-    instruction = _json_instruction(body.get("response_format"))
-    if instruction:
-        system.append(instruction)
+    fmt = body.get("response_format")
+    native = _native_format(fmt) if native_json else None
+    json_tool = None if native is not None else _json_tool(fmt)
+    if native is not None:
+        out["output_config"] = {"format": native}
     if system:
         out["system"] = "\n\n".join(system)
     out["messages"] = messages
@@ -276,6 +288,14 @@ def translate_request(body: Mapping[str, Any], model: str, default_max_tokens: i
         choice = _tool_choice(body.get("tool_choice"), body.get("parallel_tool_calls"))
         if choice is not None:
             out["tool_choice"] = choice
+    if json_tool is not None:
+        if tools and body.get("tool_choice") != "none":
+            out["tools"].append(json_tool)
+            if out.get("tool_choice", {}).get("type") in (None, "auto"):
+                out["tool_choice"] = {"type": "any"}
+        else:
+            out["tools"] = [json_tool]
+            out["tool_choice"] = {"type": "tool", "name": JSON_TOOL}
     if isinstance(body.get("user"), str) and body["user"]:
         out["metadata"] = {"user_id": body["user"]}
     return out
@@ -434,18 +454,35 @@ def _tool_choice(choice: Any, parallel: Any) -> dict[str, Any] | None:
     return out
 
 
-def _json_instruction(fmt: Any) -> str:
-    if not isinstance(fmt, Mapping):
-        return ""
-    if fmt.get("type") == "json_object":
-        return _JSON_INSTRUCTION
+def _native_format(fmt: Any) -> dict[str, Any] | None:
+    """Structured outputs' ``output_config.format`` for a ``json_schema`` response format with an object schema
+    (None otherwise: ``json_object`` and other schemas use the forced tool)."""
+    if not isinstance(fmt, Mapping) or fmt.get("type") != "json_schema":
+        return None
+    spec = fmt.get("json_schema")
+    schema = spec.get("schema") if isinstance(spec, Mapping) else None
+    if not isinstance(schema, Mapping) or schema.get("type") != "object":
+        return None
+    return {"type": "json_schema", "schema": dict(schema)}
+
+
+def _json_tool(fmt: Any) -> dict[str, Any] | None:
+    """The forced tool that carries a ``response_format`` (None when the request asks for no JSON)."""
+    if not isinstance(fmt, Mapping) or fmt.get("type") not in ("json_object", "json_schema"):
+        return None
+    schema: Any = None
+    description = _JSON_INSTRUCTION
     if fmt.get("type") == "json_schema":
         spec = fmt.get("json_schema") or {}
-        schema = spec.get("schema") if isinstance(spec, Mapping) else None
-        if schema:
-            return _JSON_INSTRUCTION + " The object must conform to this JSON Schema: " + _dumps(schema)
-        return _JSON_INSTRUCTION
-    return ""
+        if isinstance(spec, Mapping):
+            schema = spec.get("schema")
+            if spec.get("description"):
+                description += " " + str(spec["description"])
+    if not isinstance(schema, Mapping) or schema.get("type") != "object":
+        # Tool input must be an object; a non-object schema is wrapped.
+        schema = {"type": "object"} if schema is None else {
+            "type": "object", "properties": {"value": schema}, "required": ["value"]}
+    return {"name": JSON_TOOL, "description": description, "input_schema": dict(schema)}
 
 
 def _dumps(value: Any) -> str:
@@ -462,7 +499,7 @@ class AnthropicStreamDecoder(SSEStreamDecoder):
     """
 
     __slots__ = ("_adapter", "_include_usage", "_id", "_model", "_created", "_usage", "_tools",
-                 "started", "finished", "done")
+                 "started", "finished", "done", "_json_block", "_calls")
     INCOMPLETE = "upstream stream ended before it was complete (no message_stop)"
 
     def __init__(self, adapter: AnthropicAdapter, include_usage: bool = False) -> None:
@@ -474,6 +511,8 @@ class AnthropicStreamDecoder(SSEStreamDecoder):
         self._created = int(time.time())
         self._usage: dict[str, Any] = {}
         self._tools: dict[int, int] = {}  # Anthropic content-block index -> OpenAI tool_call index
+        self._json_block: int | None = None  # the JSON_TOOL block: its input is streamed as content
+        self._calls = 0  # real tool calls seen
         self.started = False
         self.finished = False
         self.done = False
@@ -542,8 +581,13 @@ class AnthropicStreamDecoder(SSEStreamDecoder):
         block = data.get("content_block") or {}
         if block.get("type") == "text" and block.get("text"):
             out.append(self._chunk({"content": block["text"]}))
+        elif block.get("type") == "tool_use" and block.get("name") == JSON_TOOL:
+            self._json_block = data.get("index", -1)
+            if block.get("input"):
+                out.append(self._chunk({"content": _dumps(block["input"])}))
         elif block.get("type") == "tool_use":
             k = len(self._tools)
+            self._calls += 1
             self._tools[data.get("index", k)] = k
             args = _dumps(block["input"]) if block.get("input") else ""
             out.append(self._chunk({"tool_calls": [{
@@ -558,6 +602,8 @@ class AnthropicStreamDecoder(SSEStreamDecoder):
         if dtype == "text_delta" and delta.get("text"):
             return [*self._start(), self._chunk({"content": delta["text"]})]
         if dtype == "input_json_delta" and delta.get("partial_json"):
+            if self._json_block is not None and data.get("index", -1) == self._json_block:
+                return [self._chunk({"content": delta["partial_json"]})]
             k = self._tools.get(data.get("index", -1))
             if k is None:
                 return []
@@ -571,7 +617,8 @@ class AnthropicStreamDecoder(SSEStreamDecoder):
         if not reason or self.finished:
             return []
         self.finished = True
-        return [*self._start(), self._chunk({}, map_stop_reason(reason))]
+        finish = "stop" if self._json_block is not None and not self._calls else map_stop_reason(reason)
+        return [*self._start(), self._chunk({}, finish)]
 
     def _on_message_stop(self) -> list[dict[str, Any]]:
         out = [] if self.finished else [*self._start(), self._chunk({}, "stop")]  # tolerate a missing stop_reason

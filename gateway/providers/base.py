@@ -27,9 +27,12 @@ class Target:
     context_window: int
     supports_tools: bool = True
     prefill: bool = False
+    # What the model can do (``gateway.config.model.CAPABILITIES`` names); requests needing more skip it.
+    capabilities: frozenset[str] = frozenset({"tools", "json_schema", "n", "logprobs", "vision"})
     api_key: str | None = field(default=None, repr=False)
     headers: Mapping[str, str] = field(default_factory=dict, repr=False)
     options: Mapping[str, Any] = field(default_factory=dict)  # kind-specific provider settings
+    dimensions: int | None = None  # an embedding model's vector length; None for a chat model
 
 
 @dataclass(frozen=True, slots=True)
