@@ -31,6 +31,8 @@ Rules, in the order a stream meets them:
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
