@@ -27,7 +27,7 @@ from typing import Any
 import orjson
 
 from gateway.errors import ErrorKind, UpstreamError
-from gateway.providers.base import Target, UpstreamRequest
+from gateway.providers.base import Target, UpstreamRequest, native_body
 from gateway.providers.common import excerpt, load_json, retry_after_seconds, skip_malformed
 from gateway.providers.sse import SSEEvent, SSEStreamDecoder
 
@@ -104,12 +104,18 @@ class AnthropicAdapter:
 
     # -- request -----------------------------------------------------------------------------------------
     def build_request(self, body: Mapping[str, Any], stream: bool) -> UpstreamRequest:
-        out = translate_request(body, self.target.upstream_model, self._default_max_tokens)
+        headers = self._stream_headers if stream else self._headers
+        native = native_body(body, "anthropic")
+        if native is not None:
+            out = passthrough_request(native, self.target.upstream_model, self._default_max_tokens)
+            beta = getattr(body, "native_headers", {}).get("anthropic-beta")
+            if beta and "anthropic-beta" not in headers:  # configured provider headers win
+                headers = {**headers, "anthropic-beta": beta}
+        else:
+            out = translate_request(body, self.target.upstream_model, self._default_max_tokens)
         if stream:
             out["stream"] = True
-        return UpstreamRequest(
-            "POST", self._url, self._stream_headers if stream else self._headers, orjson.dumps(out), stream
-        )
+        return UpstreamRequest("POST", self._url, headers, orjson.dumps(out), stream)
 
     # -- response ----------------------------------------------------------------------------------------
     def parse_response(self, body: bytes) -> dict[str, Any]:
@@ -226,6 +232,17 @@ def map_usage(usage: Mapping[str, Any]) -> dict[str, Any]:
 
 
 # -- request translation -----------------------------------------------------------------------------------
+def passthrough_request(native: Mapping[str, Any], model: str, default_max_tokens: int) -> dict[str, Any]:
+    """A client's own Messages body (the gateway's Anthropic dialect) sent natively: every field kept as sent
+    (``cache_control``, ``thinking``, ``top_k``, server tools, fields added later), only ``model`` replaced by
+    this target's and ``stream`` set by the caller of ``build_request``."""
+    out = {k: v for k, v in native.items() if k != "stream"}
+    out["model"] = model
+    if not isinstance(out.get("max_tokens"), int):
+        out["max_tokens"] = default_max_tokens
+    return out
+
+
 def translate_request(body: Mapping[str, Any], model: str, default_max_tokens: int) -> dict[str, Any]:
     """An OpenAI chat request -> an Anthropic Messages request body. ``body`` is not mutated."""
     system: list[str] = []

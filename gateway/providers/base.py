@@ -41,6 +41,29 @@ class UpstreamRequest:
     stream: bool = False
 
 
+class NativeBody(dict):  # type: ignore[type-arg]
+    """The internal chat request (a plain dict for every adapter) that also carries the client's original body
+    in one vendor's own format (``native_kind``), so an adapter of that kind can send it as is: no lossy double
+    translation. An attribute, not a key: it cannot be set from any JSON body, and adapters that copy the dict
+    (``dict(body)``, ``{**body}``) drop it. Continuations build plain dicts, so they are translated."""
+
+    __slots__ = ("native_kind", "native", "native_headers")
+
+    def __init__(self, body: Mapping[str, Any], native_kind: str, native: Mapping[str, Any],
+                 native_headers: Mapping[str, str] | None = None) -> None:
+        super().__init__(body)
+        self.native_kind = native_kind
+        self.native = native
+        self.native_headers = native_headers or {}  # vendor request headers that go with the native body
+
+
+def native_body(body: Mapping[str, Any], kind: str) -> Mapping[str, Any] | None:
+    """The vendor-native original carried by ``body`` for adapters of ``kind``, else None."""
+    if isinstance(body, NativeBody) and body.native_kind == kind:
+        return body.native
+    return None
+
+
 class StreamDecoder(Protocol):
     """Sans-IO: raw upstream bytes in, OpenAI ``chat.completion.chunk`` dicts out. One instance per attempt.
 
