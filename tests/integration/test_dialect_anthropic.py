@@ -1,0 +1,322 @@
+"""``POST /v1/messages`` and ``/v1/messages/count_tokens`` end to end, judged by the anthropic SDK: every provider
+kind as upstream, failover, streaming (helper and raw events), tools, errors, and a Claude-Code-shaped request."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+
+import anthropic
+import httpx
+import pytest
+
+from gateway.audit.store import SQLiteAuditStore
+from tests.conftest import GATEWAY_KEY
+from tests.integration.dialect_config import KINDS, dialect_config
+
+MSG = [{"role": "user", "content": "What is the weather in Paris?"}]
+WEATHER = {"name": "get_weather", "description": "Weather by city",
+           "input_schema": {"type": "object", "properties": {"location": {"type": "string"}},
+                            "required": ["location"]}}
+
+
+@pytest.fixture(autouse=True)
+def aws_env(monkeypatch):
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "AKIDEXAMPLE")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY")
+    monkeypatch.delenv("AWS_SESSION_TOKEN", raising=False)
+    monkeypatch.delenv("AWS_PROFILE", raising=False)
+
+
+@pytest.fixture
+def gw(emu, make_gateway):
+    return make_gateway(dialect_config(emu.url))
+
+
+def client(gw, **kw) -> anthropic.Anthropic:
+    return anthropic.Anthropic(base_url=gw.url, api_key=kw.pop("api_key", GATEWAY_KEY), max_retries=0, timeout=15,
+                               **kw)
+
+
+@pytest.mark.parametrize("route", list(KINDS))
+def test_every_provider_kind_answers_in_anthropic_format(gw, route):
+    model, upstream = KINDS[route]
+    raw = client(gw).messages.with_raw_response.create(model=route, max_tokens=200, messages=MSG,
+                                                         system="Be brief.")
+    msg = raw.parse()
+    assert raw.headers["x-gateway-model"] == model and raw.headers["x-gateway-attempts"] == f"{model}=ok"
+    assert msg.type == "message" and msg.role == "assistant" and msg.model == model
+    assert msg.id.startswith("msg_") and msg.stop_reason == "end_turn" and msg.stop_sequence is None
+    assert [b.type for b in msg.content] == ["text"]
+    assert msg.content[0].text == f"Hello from {upstream}. You said: What is the weather in Paris?"
+    assert msg.usage.output_tokens == 11 and msg.usage.input_tokens == 8
+
+
+@pytest.mark.parametrize("route", list(KINDS))
+def test_every_provider_kind_streams_with_the_sdk_helper(gw, route):
+    model, upstream = KINDS[route]
+    with client(gw).messages.stream(model=route, max_tokens=200, messages=MSG) as stream:
+        text = "".join(stream.text_stream)
+        final = stream.get_final_message()
+    assert text == f"Hello from {upstream}. You said: What is the weather in Paris?"
+    assert final.model == model and final.stop_reason == "end_turn" and final.content[0].text == text
+    assert final.usage.output_tokens == 11
+
+
+@pytest.mark.parametrize("route", list(KINDS))
+def test_every_provider_kind_tool_round_trip(gw, route):
+    model, upstream = KINDS[route]
+    c = client(gw)
+    first = c.messages.create(model=route, max_tokens=200, messages=MSG, tools=[WEATHER],
+                              tool_choice={"type": "tool", "name": "get_weather"})
+    assert first.stop_reason == "tool_use" and first.model == model
+    use = [b for b in first.content if b.type == "tool_use"]
+    assert len(use) == 1 and use[0].name == "get_weather" and use[0].input == {"location": "example"}
+    second = c.messages.create(model=route, max_tokens=200, tools=[WEATHER], messages=[
+        *MSG, {"role": "assistant", "content": [b.model_dump(exclude_none=True) for b in first.content]},
+        {"role": "user", "content": [{"type": "tool_result", "tool_use_id": use[0].id, "content": "18C, sunny"}]}])
+    assert second.stop_reason == "end_turn"
+    # (Gemini's functionResponse wraps a text result as {"content": ...}; the emulator echoes what it got.)
+    assert second.content[0].text.startswith("Tool result received: ") and "18C, sunny" in second.content[0].text
+
+
+@pytest.mark.parametrize("route", ["anthropic-first", "openai-first", "gemini-first"])
+def test_streamed_tool_call_arrives_as_input_json_deltas(gw, route):
+    with client(gw).messages.stream(model=route, max_tokens=200, messages=MSG, tools=[WEATHER],
+                                    tool_choice={"type": "any"}) as stream:
+        events = list(stream)
+        final = stream.get_final_message()
+    deltas = [e.delta.partial_json for e in events if e.type == "content_block_delta"
+              and e.delta.type == "input_json_delta"]
+    assert deltas and json.loads("".join(deltas)) == {"location": "example"}
+    assert final.stop_reason == "tool_use"
+    assert final.content[-1].type == "tool_use" and final.content[-1].input == {"location": "example"}
+
+
+def test_raw_stream_events_in_anthropic_order(gw):
+    stream = client(gw).messages.create(model="openai-first", max_tokens=50, messages=MSG, stream=True)
+    types = [e.type for e in stream]
+    assert types[0] == "message_start" and types[1] == "content_block_start"
+    assert set(types[2:-3]) == {"content_block_delta"}
+    assert types[-3:] == ["content_block_stop", "message_delta", "message_stop"]
+    # On the wire: every event is named (the SDK drops unnamed ones) and a ping follows message_start.
+    with httpx.stream("POST", gw.url + "/v1/messages", headers={"x-api-key": GATEWAY_KEY},
+                      json={"model": "openai-first", "max_tokens": 50, "messages": MSG, "stream": True}) as r:
+        body = r.read().decode()
+    frames = [f for f in body.split("\n\n") if f]
+    assert all(f.startswith("event: ") for f in frames)
+    assert [f.split("\n")[0][7:] for f in frames[:2]] == ["message_start", "ping"]
+
+
+def test_async_client_create_and_stream(gw):
+    async def run():
+        c = anthropic.AsyncAnthropic(base_url=gw.url, api_key=GATEWAY_KEY, max_retries=0, timeout=15)
+        msg = await c.messages.create(model="anthropic-first", max_tokens=100, messages=MSG)
+        async with c.messages.stream(model="openai-first", max_tokens=100, messages=MSG) as stream:
+            text = "".join([t async for t in stream.text_stream])
+        await c.close()
+        return msg, text
+
+    msg, text = asyncio.run(run())
+    assert msg.model == "claude" and msg.content[0].text.startswith("Hello from claude-sonnet-emu.")
+    assert text.startswith("Hello from gpt-5.")
+
+
+@pytest.mark.parametrize("stream", [False, True])
+def test_anthropic_primary_withdrawn_an_openai_model_answers_in_anthropic_format(emu, gw, stream):
+    emu.set("claude-sonnet-emu", "withdrawn")
+    c = client(gw)
+    if stream:
+        with c.messages.stream(model="anthropic-first", max_tokens=100, messages=MSG) as s:
+            text = "".join(s.text_stream)
+            final = s.get_final_message()
+            headers = s.response.headers
+    else:
+        raw = c.messages.with_raw_response.create(model="anthropic-first", max_tokens=100, messages=MSG)
+        final, headers = raw.parse(), raw.headers
+        text = final.content[0].text
+    assert text == "Hello from gpt-5. You said: What is the weather in Paris?"
+    assert final.model == "gpt-5" and headers["x-gateway-model"] == "gpt-5"
+    assert headers["x-gateway-attempts"] == "claude=withdrawn,gpt-5=ok"
+
+
+def test_cut_stream_is_continued_by_the_fallback_into_one_answer(emu, gw):
+    emu.set("claude-sonnet-emu", "stream_cut:after=3,words=12")
+    emu.set("gpt-5", "healthy:words=12")
+    with client(gw).messages.stream(model="anthropic-first", max_tokens=100, messages=MSG) as s:
+        text = "".join(s.text_stream)
+        final = s.get_final_message()
+    assert text == " ".join(f"w{i}" for i in range(1, 13))
+    assert final.stop_reason == "end_turn"
+
+
+def test_stream_that_cannot_complete_ends_with_an_error_event(emu, make_gateway):
+    gw = make_gateway(dialect_config(emu.url))
+    emu.set("claude-sonnet-emu", "stream_cut:after=3")
+    emu.set("gpt-5", "server_error")
+    seen = []
+    with pytest.raises(anthropic.APIStatusError) as exc:
+        for event in client(gw).messages.create(model="anthropic-first", max_tokens=100, messages=MSG,
+                                                stream=True):
+            seen.append(event.type)
+    assert "message_stop" not in seen and "content_block_delta" in seen
+    assert exc.value.body["type"] == "error" and exc.value.body["error"]["type"] == "api_error"
+    assert "failed after it started" in exc.value.body["error"]["message"]
+
+
+def test_error_classes(emu, gw):
+    with pytest.raises(anthropic.AuthenticationError) as auth:
+        client(gw, api_key="wrong-key").messages.create(model="openai-first", max_tokens=10, messages=MSG)
+    assert auth.value.body == {"type": "error", "error": {"type": "authentication_error",
+                                                          "message": "Incorrect API key provided."},
+                               "request_id": auth.value.response.headers["x-request-id"]}
+    with pytest.raises(anthropic.BadRequestError) as bad:
+        client(gw).messages.create(model="openai-first", max_tokens=10, messages=[{"role": "user", "content": 5}])
+    assert bad.value.body["error"]["type"] == "invalid_request_error"
+    assert "messages[0].content" in bad.value.body["error"]["message"]
+    missing = httpx.post(gw.url + "/v1/messages", headers={"x-api-key": GATEWAY_KEY},
+                         json={"model": "openai-first", "messages": MSG})
+    assert missing.status_code == 400 and missing.json()["error"] == {
+        "type": "invalid_request_error", "message": "Missing required parameter: 'max_tokens'."}
+    with pytest.raises(anthropic.NotFoundError) as nf:
+        client(gw).messages.create(model="no-such-model", max_tokens=10, messages=MSG)
+    assert nf.value.body["error"]["type"] == "not_found_error"
+    emu.set("gpt-5", "rate_limited:retry_after=1")
+    with pytest.raises(anthropic.RateLimitError) as rl:
+        client(gw).messages.create(model="openai-first", max_tokens=10, messages=MSG)
+    assert rl.value.body["error"]["type"] == "rate_limit_error"
+    emu.set("claude-sonnet-emu", "overloaded")
+    emu.set("gpt-5", "server_error")
+    with pytest.raises(anthropic.InternalServerError) as down:
+        client(gw).messages.create(model="anthropic-first", max_tokens=10, messages=MSG)
+    assert down.value.body["type"] == "error" and down.value.status_code >= 500
+
+
+def test_bearer_auth_and_anthropic_headers_accepted(gw):
+    c = anthropic.Anthropic(base_url=gw.url, auth_token=GATEWAY_KEY, max_retries=0,
+                            default_headers={"anthropic-beta": "prompt-caching-2024-07-31"})
+    assert c.messages.create(model="openai-first", max_tokens=10, messages=MSG).model == "gpt-5"
+    r = httpx.post(gw.url + "/v1/messages", json={"model": "openai-first", "max_tokens": 5, "messages": MSG})
+    assert r.status_code == 401 and r.json()["error"]["type"] == "authentication_error"
+    assert "x-api-key" in r.json()["error"]["message"]
+
+
+def test_count_tokens(gw):
+    count = client(gw).messages.count_tokens(model="anthropic-first", system="You are terse.",
+                                             messages=[{"role": "user", "content": "x" * 400}])
+    assert 100 <= count.input_tokens <= 110
+    with pytest.raises(anthropic.BadRequestError):
+        client(gw).messages.count_tokens(model="x", messages=[])
+    with pytest.raises(anthropic.AuthenticationError):
+        client(gw, api_key="nope").messages.count_tokens(model="x", messages=MSG)
+
+
+def test_non_object_bodies_are_400_in_anthropic_shape(gw):
+    for body in (b"[]", b"null", b'"x"', b"{", b'{"messages": {}}', b'{"messages": [1]}',
+                 b'{"max_tokens": "5", "messages": [{"role": "user", "content": "hi"}]}',
+                 b'{"max_tokens": 5, "tools": [7], "messages": [{"role": "user", "content": "hi"}]}',
+                 b'{"max_tokens": 5, "system": [{"type": "image"}], "messages": [{"role": "user", "content": "hi"}]}'):
+        r = httpx.post(gw.url + "/v1/messages", content=body, headers={"x-api-key": GATEWAY_KEY})
+        assert r.status_code == 400, body
+        assert r.json()["type"] == "error" and r.json()["error"]["type"] == "invalid_request_error"
+    r = httpx.get(gw.url + "/v1/messages", headers={"x-api-key": GATEWAY_KEY})
+    assert r.status_code == 405
+
+
+# A request in the shape Claude Code sends (system blocks with cache_control, many tools, metadata.user_id,
+# stream, anthropic-beta, the model id Claude Code asks for), trimmed from a captured request.
+CLAUDE_CODE_TOOLS = [
+    {"name": name, "description": f"{name} tool", "input_schema": {
+        "type": "object", "properties": {"path": {"type": "string"}, "limit": {"type": "integer"}},
+        "required": ["path"], "additionalProperties": False, "$schema": "http://json-schema.org/draft-07/schema#"}}
+    for name in ("Task", "Bash", "Glob", "Grep", "LS", "Read", "Edit", "MultiEdit", "Write", "NotebookEdit",
+                 "WebFetch", "TodoWrite", "WebSearch", "BashOutput", "KillBash")]
+CLAUDE_CODE = {
+    "model": "claude-sonnet-4-5-20250929",
+    "max_tokens": 32000,
+    "stream": True,
+    "temperature": 1,
+    "system": [
+        {"type": "text", "text": "You are Claude Code, Anthropic's official CLI for Claude.",
+         "cache_control": {"type": "ephemeral"}},
+        {"type": "text", "text": "You are an interactive CLI tool that helps users with software engineering tasks.",
+         "cache_control": {"type": "ephemeral"}},
+    ],
+    "messages": [{"role": "user", "content": [
+        {"type": "text", "text": "<system-reminder>As you answer the user's questions, you can use the following "
+                                 "context.</system-reminder>"},
+        {"type": "text", "text": "review this diff for injection bugs", "cache_control": {"type": "ephemeral"}},
+    ]}],
+    "tools": CLAUDE_CODE_TOOLS,
+    "metadata": {"user_id": "user_0f3c_account__session_8d1e"},
+}
+CLAUDE_CODE_HEADERS = {"x-api-key": GATEWAY_KEY, "anthropic-version": "2023-06-01",
+                       "anthropic-beta": "claude-code-20250219,interleaved-thinking-2025-05-14,"
+                                         "fine-grained-tool-streaming-2025-05-14",
+                       "x-app": "cli", "user-agent": "claude-cli/2.0.0 (external, cli)"}
+
+
+def _sse_events(body: str) -> list[tuple[str, dict]]:
+    out = []
+    for frame in body.split("\n\n"):
+        if frame:
+            name, data = frame.split("\n", 1)
+            out.append((name[7:], json.loads(data[6:])))
+    return out
+
+
+def _replay(gw) -> tuple[httpx.Response, list[tuple[str, dict]]]:
+    with httpx.stream("POST", gw.url + "/v1/messages", json=CLAUDE_CODE, headers=CLAUDE_CODE_HEADERS,
+                      timeout=15) as r:
+        return r, _sse_events(r.read().decode())
+
+
+def test_claude_code_request_passes_through_natively_to_an_anthropic_model(emu, gw):
+    r, events = _replay(gw)
+    assert r.status_code == 200 and r.headers["x-gateway-model"] == "claude"
+    assert events[0][0] == "message_start" and events[-1][0] == "message_stop"
+    assert events[0][1]["message"]["model"] == "claude"
+    sent = emu.attempts("claude-sonnet-emu")[-1]["request"]
+    expected = {k: v for k, v in CLAUDE_CODE.items() if k not in ("model",)}
+    assert sent == {**expected, "model": "claude-sonnet-emu"}  # byte for byte, cache_control and metadata kept
+
+
+def test_claude_code_request_is_translated_when_the_anthropic_model_is_withdrawn(emu, gw):
+    emu.set("claude-sonnet-emu", "withdrawn")
+    r, events = _replay(gw)
+    assert r.status_code == 200 and r.headers["x-gateway-model"] == "gpt-5"
+    assert r.headers["x-gateway-attempts"] == "claude=withdrawn,gpt-5=ok"
+    names = [n for n, _ in events]
+    assert names[0] == "message_start" and names[-2:] == ["message_delta", "message_stop"]
+    assert events[0][1]["message"]["model"] == "gpt-5"
+    blocks = [d for n, d in events if n == "content_block_start"]
+    # The emulator calls the first tool when tools are offered and the last turn is the user's.
+    assert blocks[-1]["content_block"]["type"] == "tool_use" and blocks[-1]["content_block"]["name"] == "Task"
+    assert events[-2][1]["delta"]["stop_reason"] == "tool_use"
+    sent = emu.attempts("gpt-5")[-1]["request"]
+    assert sent["messages"][0] == {"role": "system", "content": (
+        "You are Claude Code, Anthropic's official CLI for Claude.\n\n"
+        "You are an interactive CLI tool that helps users with software engineering tasks.")}
+    assert sent["user"] == "user_0f3c_account__session_8d1e" and sent["max_tokens"] == 32000
+    assert len(sent["tools"]) == 15 and sent["tools"][1]["function"]["name"] == "Bash"
+    assert sent["stream_options"] == {"include_usage": True}
+
+
+def test_dialect_is_on_the_request_metric_and_in_the_audit_record(gw):
+    client(gw).messages.create(model="openai-first", max_tokens=10, messages=MSG)
+    metrics = httpx.get(gw.url + "/metrics").text
+    assert 'gateway_requests_total{dialect="anthropic_messages",route="openai-first",status="200"}' in metrics \
+        or 'gateway_requests_total{route="openai-first",status="200",dialect="anthropic_messages"} 1.0' in metrics
+    path = gw.gateway.continuity.path
+    deadline = time.monotonic() + 5
+    rows: list = []
+    while time.monotonic() < deadline:
+        if path is not None and path.exists():
+            store = SQLiteAuditStore(path, readonly=True)
+            rows = [r for r in store.rows(0) if r["route"] == "openai-first"]
+            store.close()
+            if rows:
+                break
+        time.sleep(0.05)
+    assert rows and rows[-1]["dialect"] == "anthropic_messages"
