@@ -4,7 +4,11 @@ Code replay (Anthropic primary, OpenAI-kind fallback)."""
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
 from typing import Any
+
+import pytest
 
 from tests.conftest import base_config
 
@@ -44,3 +48,14 @@ def dialect_config(emu_url: str, **overrides: Any) -> dict[str, Any]:
                                     "aliases": ["claude-sonnet-4-5-20250929", "claude-3-5-haiku-20241022"]}
     cfg.update(overrides)
     return cfg
+
+
+@contextlib.contextmanager
+def aws_credentials() -> Iterator[None]:
+    """Example AWS credentials for the Bedrock provider (checked when the gateway starts)."""
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("AWS_ACCESS_KEY_ID", "AKIDEXAMPLE")
+        mp.setenv("AWS_SECRET_ACCESS_KEY", "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY")
+        mp.delenv("AWS_SESSION_TOKEN", raising=False)
+        mp.delenv("AWS_PROFILE", raising=False)
+        yield

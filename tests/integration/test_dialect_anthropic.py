@@ -12,8 +12,9 @@ import httpx
 import pytest
 
 from gateway.audit.store import SQLiteAuditStore
+from gateway.testing import GatewayThread
 from tests.conftest import GATEWAY_KEY
-from tests.integration.dialect_config import KINDS, dialect_config
+from tests.integration.dialect_config import KINDS, aws_credentials, dialect_config
 
 MSG = [{"role": "user", "content": "What is the weather in Paris?"}]
 WEATHER = {"name": "get_weather", "description": "Weather by city",
@@ -21,17 +22,28 @@ WEATHER = {"name": "get_weather", "description": "Weather by city",
                             "required": ["location"]}}
 
 
-@pytest.fixture(autouse=True)
-def aws_env(monkeypatch):
-    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "AKIDEXAMPLE")
-    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY")
-    monkeypatch.delenv("AWS_SESSION_TOKEN", raising=False)
-    monkeypatch.delenv("AWS_PROFILE", raising=False)
+@pytest.fixture(scope="module", autouse=True)
+def aws_env():
+    with aws_credentials():
+        yield
 
 
 @pytest.fixture
 def gw(emu, make_gateway):
+    """A fresh gateway, for tests that make models fail (the gateway remembers withdrawn models)."""
     return make_gateway(dialect_config(emu.url))
+
+
+@pytest.fixture(scope="module")
+def shared_gw(emulator, tmp_path_factory):
+    """One gateway for the tests where every model is healthy (saves a start-up per test)."""
+    with GatewayThread(dialect_config(emulator.url), tmp_path_factory.mktemp("dialect-anthropic")) as g:
+        yield g
+
+
+@pytest.fixture
+def healthy(emu, shared_gw):
+    return shared_gw
 
 
 def client(gw, **kw) -> anthropic.Anthropic:
@@ -40,9 +52,9 @@ def client(gw, **kw) -> anthropic.Anthropic:
 
 
 @pytest.mark.parametrize("route", list(KINDS))
-def test_every_provider_kind_answers_in_anthropic_format(gw, route):
+def test_every_provider_kind_answers_in_anthropic_format(healthy, route):
     model, upstream = KINDS[route]
-    raw = client(gw).messages.with_raw_response.create(model=route, max_tokens=200, messages=MSG,
+    raw = client(healthy).messages.with_raw_response.create(model=route, max_tokens=200, messages=MSG,
                                                          system="Be brief.")
     msg = raw.parse()
     assert raw.headers["x-gateway-model"] == model and raw.headers["x-gateway-attempts"] == f"{model}=ok"
@@ -54,9 +66,9 @@ def test_every_provider_kind_answers_in_anthropic_format(gw, route):
 
 
 @pytest.mark.parametrize("route", list(KINDS))
-def test_every_provider_kind_streams_with_the_sdk_helper(gw, route):
+def test_every_provider_kind_streams_with_the_sdk_helper(healthy, route):
     model, upstream = KINDS[route]
-    with client(gw).messages.stream(model=route, max_tokens=200, messages=MSG) as stream:
+    with client(healthy).messages.stream(model=route, max_tokens=200, messages=MSG) as stream:
         text = "".join(stream.text_stream)
         final = stream.get_final_message()
     assert text == f"Hello from {upstream}. You said: What is the weather in Paris?"
@@ -65,9 +77,9 @@ def test_every_provider_kind_streams_with_the_sdk_helper(gw, route):
 
 
 @pytest.mark.parametrize("route", list(KINDS))
-def test_every_provider_kind_tool_round_trip(gw, route):
+def test_every_provider_kind_tool_round_trip(healthy, route):
     model, upstream = KINDS[route]
-    c = client(gw)
+    c = client(healthy)
     first = c.messages.create(model=route, max_tokens=200, messages=MSG, tools=[WEATHER],
                               tool_choice={"type": "tool", "name": "get_weather"})
     assert first.stop_reason == "tool_use" and first.model == model
@@ -82,8 +94,8 @@ def test_every_provider_kind_tool_round_trip(gw, route):
 
 
 @pytest.mark.parametrize("route", ["anthropic-first", "openai-first", "gemini-first"])
-def test_streamed_tool_call_arrives_as_input_json_deltas(gw, route):
-    with client(gw).messages.stream(model=route, max_tokens=200, messages=MSG, tools=[WEATHER],
+def test_streamed_tool_call_arrives_as_input_json_deltas(healthy, route):
+    with client(healthy).messages.stream(model=route, max_tokens=200, messages=MSG, tools=[WEATHER],
                                     tool_choice={"type": "any"}) as stream:
         events = list(stream)
         final = stream.get_final_message()
@@ -94,14 +106,14 @@ def test_streamed_tool_call_arrives_as_input_json_deltas(gw, route):
     assert final.content[-1].type == "tool_use" and final.content[-1].input == {"location": "example"}
 
 
-def test_raw_stream_events_in_anthropic_order(gw):
-    stream = client(gw).messages.create(model="openai-first", max_tokens=50, messages=MSG, stream=True)
+def test_raw_stream_events_in_anthropic_order(healthy):
+    stream = client(healthy).messages.create(model="openai-first", max_tokens=50, messages=MSG, stream=True)
     types = [e.type for e in stream]
     assert types[0] == "message_start" and types[1] == "content_block_start"
     assert set(types[2:-3]) == {"content_block_delta"}
     assert types[-3:] == ["content_block_stop", "message_delta", "message_stop"]
     # On the wire: every event is named (the SDK drops unnamed ones) and a ping follows message_start.
-    with httpx.stream("POST", gw.url + "/v1/messages", headers={"x-api-key": GATEWAY_KEY},
+    with httpx.stream("POST", healthy.url + "/v1/messages", headers={"x-api-key": GATEWAY_KEY},
                       json={"model": "openai-first", "max_tokens": 50, "messages": MSG, "stream": True}) as r:
         body = r.read().decode()
     frames = [f for f in body.split("\n\n") if f]
@@ -109,9 +121,9 @@ def test_raw_stream_events_in_anthropic_order(gw):
     assert [f.split("\n")[0][7:] for f in frames[:2]] == ["message_start", "ping"]
 
 
-def test_async_client_create_and_stream(gw):
+def test_async_client_create_and_stream(healthy):
     async def run():
-        c = anthropic.AsyncAnthropic(base_url=gw.url, api_key=GATEWAY_KEY, max_retries=0, timeout=15)
+        c = anthropic.AsyncAnthropic(base_url=healthy.url, api_key=GATEWAY_KEY, max_retries=0, timeout=15)
         msg = await c.messages.create(model="anthropic-first", max_tokens=100, messages=MSG)
         async with c.messages.stream(model="openai-first", max_tokens=100, messages=MSG) as stream:
             text = "".join([t async for t in stream.text_stream])
@@ -193,34 +205,34 @@ def test_error_classes(emu, gw):
     assert down.value.body["type"] == "error" and down.value.status_code >= 500
 
 
-def test_bearer_auth_and_anthropic_headers_accepted(gw):
-    c = anthropic.Anthropic(base_url=gw.url, auth_token=GATEWAY_KEY, max_retries=0,
+def test_bearer_auth_and_anthropic_headers_accepted(healthy):
+    c = anthropic.Anthropic(base_url=healthy.url, auth_token=GATEWAY_KEY, max_retries=0,
                             default_headers={"anthropic-beta": "prompt-caching-2024-07-31"})
     assert c.messages.create(model="openai-first", max_tokens=10, messages=MSG).model == "gpt-5"
-    r = httpx.post(gw.url + "/v1/messages", json={"model": "openai-first", "max_tokens": 5, "messages": MSG})
+    r = httpx.post(healthy.url + "/v1/messages", json={"model": "openai-first", "max_tokens": 5, "messages": MSG})
     assert r.status_code == 401 and r.json()["error"]["type"] == "authentication_error"
     assert "x-api-key" in r.json()["error"]["message"]
 
 
-def test_count_tokens(gw):
-    count = client(gw).messages.count_tokens(model="anthropic-first", system="You are terse.",
+def test_count_tokens(healthy):
+    count = client(healthy).messages.count_tokens(model="anthropic-first", system="You are terse.",
                                              messages=[{"role": "user", "content": "x" * 400}])
     assert 100 <= count.input_tokens <= 110
     with pytest.raises(anthropic.BadRequestError):
-        client(gw).messages.count_tokens(model="x", messages=[])
+        client(healthy).messages.count_tokens(model="x", messages=[])
     with pytest.raises(anthropic.AuthenticationError):
-        client(gw, api_key="nope").messages.count_tokens(model="x", messages=MSG)
+        client(healthy, api_key="nope").messages.count_tokens(model="x", messages=MSG)
 
 
-def test_non_object_bodies_are_400_in_anthropic_shape(gw):
+def test_non_object_bodies_are_400_in_anthropic_shape(healthy):
     for body in (b"[]", b"null", b'"x"', b"{", b'{"messages": {}}', b'{"messages": [1]}',
                  b'{"max_tokens": "5", "messages": [{"role": "user", "content": "hi"}]}',
                  b'{"max_tokens": 5, "tools": [7], "messages": [{"role": "user", "content": "hi"}]}',
                  b'{"max_tokens": 5, "system": [{"type": "image"}], "messages": [{"role": "user", "content": "hi"}]}'):
-        r = httpx.post(gw.url + "/v1/messages", content=body, headers={"x-api-key": GATEWAY_KEY})
+        r = httpx.post(healthy.url + "/v1/messages", content=body, headers={"x-api-key": GATEWAY_KEY})
         assert r.status_code == 400, body
         assert r.json()["type"] == "error" and r.json()["error"]["type"] == "invalid_request_error"
-    r = httpx.get(gw.url + "/v1/messages", headers={"x-api-key": GATEWAY_KEY})
+    r = httpx.get(healthy.url + "/v1/messages", headers={"x-api-key": GATEWAY_KEY})
     assert r.status_code == 405
 
 
@@ -272,8 +284,8 @@ def _replay(gw) -> tuple[httpx.Response, list[tuple[str, dict]]]:
         return r, _sse_events(r.read().decode())
 
 
-def test_claude_code_request_passes_through_natively_to_an_anthropic_model(emu, gw):
-    r, events = _replay(gw)
+def test_claude_code_request_passes_through_natively_to_an_anthropic_model(emu, healthy):
+    r, events = _replay(healthy)
     assert r.status_code == 200 and r.headers["x-gateway-model"] == "claude"
     assert events[0][0] == "message_start" and events[-1][0] == "message_stop"
     assert events[0][1]["message"]["model"] == "claude"
