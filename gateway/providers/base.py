@@ -47,7 +47,7 @@ class NativeBody(dict):  # type: ignore[type-arg]
     translation. An attribute, not a key: it cannot be set from any JSON body, and adapters that copy the dict
     (``dict(body)``, ``{**body}``) drop it. Continuations build plain dicts, so they are translated."""
 
-    __slots__ = ("native_kind", "native", "native_headers")
+    __slots__ = ("native", "native_headers", "native_kind")
 
     def __init__(self, body: Mapping[str, Any], native_kind: str, native: Mapping[str, Any],
                  native_headers: Mapping[str, str] | None = None) -> None:

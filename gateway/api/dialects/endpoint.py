@@ -27,9 +27,9 @@ import orjson
 
 from gateway.api.asgi import JSON_CT, Headers, header, read_body, send_bytes
 from gateway.api.dialects import anthropic_messages, responses
-from gateway.providers.base import NativeBody
 from gateway.errors import GatewayError
 from gateway.observability.record import RequestRecord
+from gateway.providers.base import NativeBody
 
 if TYPE_CHECKING:
     from gateway.api.chat import ChatEndpoint

@@ -326,10 +326,11 @@ class StreamTranslator:
         self.items.append(item)
         return out
 
-    def _open(self, item: dict[str, Any]) -> list[bytes]:
+    def _open(self, make: Any) -> list[bytes]:
+        """Close the open item, then open ``make(output_index)``."""
         out = self._close_item()
-        self.current = item
         n = len(self.items)
+        item = self.current = make(n)
         shell = {**item, "content": []} if item["type"] == "message" else dict(item)
         out.append(self._ev("response.output_item.added", output_index=n, item=shell))
         if item["type"] == "message":
@@ -350,7 +351,7 @@ class StreamTranslator:
             text = delta.get("content") or delta.get("refusal")
             if text:
                 if self.current is None or self.current["type"] != "message":
-                    out += self._open(message_item(f"msg_{self.resp_id[5:]}_{len(self.items)}", "", "in_progress"))
+                    out += self._open(lambda n: message_item(f"msg_{self.resp_id[5:]}_{n}", "", "in_progress"))
                     self.tool_key = None
                 item = self.current
                 assert item is not None
@@ -361,8 +362,9 @@ class StreamTranslator:
                 key = call.get("index", 0)
                 fn = call.get("function") or {}
                 if self.current is None or self.current["type"] != "function_call" or self.tool_key != key:
-                    out += self._open(call_item(f"fc_{self.resp_id[5:]}_{len(self.items)}", call.get("id") or "",
-                                                fn.get("name") or "", "", "in_progress"))
+                    call_id, name = call.get("id") or "", fn.get("name") or ""
+                    out += self._open(lambda n, c=call_id, f=name: call_item(f"fc_{self.resp_id[5:]}_{n}", c, f,
+                                                                             "", "in_progress"))
                     self.tool_key = key
                 item = self.current
                 assert item is not None
