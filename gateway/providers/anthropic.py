@@ -478,18 +478,8 @@ class AnthropicStreamDecoder(SSEStreamDecoder):
     without ``message_stop`` is accepted as complete; one that ends before any stop reason was cut.
     """
 
-    __slots__ = (
-        "_adapter",
-        "_created",
-        "_id",
-        "_include_usage",
-        "_model",
-        "_tools",
-        "_usage",
-        "done",
-        "finished",
-        "started",
-    )
+    __slots__ = ("_adapter", "_include_usage", "_id", "_model", "_created", "_usage", "_tools",
+                 "started", "finished", "done")
     INCOMPLETE = "upstream stream ended before it was complete (no message_stop)"
 
     def __init__(self, adapter: AnthropicAdapter, include_usage: bool = False) -> None:
