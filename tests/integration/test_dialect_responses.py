@@ -57,7 +57,7 @@ def test_every_provider_kind_answers(healthy, route):
     assert resp.object == "response" and resp.status == "completed" and resp.model == model
     assert resp.id.startswith("resp_") and resp.output_text == f"Hello from {upstream}. You said: Hello there"
     assert resp.usage.output_tokens == 7 and resp.usage.total_tokens == resp.usage.input_tokens + 7
-    assert resp.store is False and resp.instructions == "Be terse." and resp.max_output_tokens == 100
+    assert resp.store is True and resp.instructions == "Be terse." and resp.max_output_tokens == 100
 
 
 def test_stream_events_and_the_sdk_accumulator(healthy):
@@ -138,15 +138,32 @@ def test_cut_stream_is_continued_or_fails_with_response_failed(emu, gw):
     assert failed.output[0].status == "incomplete"
 
 
-def test_stateless_by_decision(healthy):
-    c = client(healthy)
-    with pytest.raises(openai.BadRequestError) as prev:
-        c.responses.create(model="openai-first", input="hi", previous_response_id="resp_123")
-    assert prev.value.body["param"] == "previous_response_id" and "stateless" in prev.value.body["message"]
-    with pytest.raises(openai.BadRequestError) as store:
-        c.responses.create(model="openai-first", input="hi", store=True)
-    assert store.value.body["param"] == "store"
-    assert c.responses.create(model="openai-first", input="hi", store=False).store is False
+def test_stored_responses_continue_by_previous_response_id_and_item_reference(emu, gw):
+    c = client(gw)
+    first = c.responses.create(model="openai-first", input="first question", instructions="Be terse.")
+    assert first.store is True
+    second = c.responses.create(model="openai-first", input="second question", previous_response_id=first.id)
+    sent = emu.attempts("gpt-5")[-1]["request"]["messages"]
+    assert sent == [{"role": "user", "content": "first question"},
+                    {"role": "assistant", "content": first.output_text},
+                    {"role": "user", "content": "second question"}]
+    with c.responses.stream(model="openai-first", input="third", previous_response_id=second.id) as s:
+        third = s.get_final_response()
+    assert len(emu.attempts("gpt-5")[-1]["request"]["messages"]) == 5
+    ref = c.responses.create(model="openai-first", input=[
+        {"role": "user", "content": "q"}, {"type": "item_reference", "id": third.output[0].id},
+        {"role": "user", "content": "again"}])
+    assert ref.output_text.endswith("You said: again")
+    assert emu.attempts("gpt-5")[-1]["request"]["messages"][1] == {"role": "assistant",
+                                                                    "content": third.output_text}
+    unstored = c.responses.create(model="openai-first", input="secret", store=False)
+    assert unstored.store is False
+    with pytest.raises(openai.BadRequestError) as gone:
+        c.responses.create(model="openai-first", input="hi", previous_response_id=unstored.id)
+    assert gone.value.body["param"] == "previous_response_id" and "not found" in gone.value.body["message"]
+    with pytest.raises(openai.BadRequestError) as bg:
+        c.responses.create(model="openai-first", input="hi", background=True)
+    assert bg.value.body["param"] == "background"
 
 
 def test_errors_keep_openai_classes(emu, gw):

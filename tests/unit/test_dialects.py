@@ -11,6 +11,7 @@ import pytest
 
 from gateway.api.dialects import anthropic_messages as am
 from gateway.api.dialects import responses as rs
+from gateway.api.dialects.response_store import ResponseStore
 from gateway.errors import GatewayError
 from gateway.providers.anthropic import AnthropicAdapter
 from gateway.providers.base import NativeBody, Target
@@ -243,7 +244,7 @@ RESPONSES_REQUESTS = [
                 {"type": "function_call_output", "call_id": "c2",
                  "output": [{"type": "input_text", "text": "r2"}]}],
       "instructions": "Be terse.", "max_output_tokens": 50, "stream": True, "temperature": 0.2, "top_p": 0.5,
-      "parallel_tool_calls": False, "safety_identifier": "u9", "store": False, "metadata": {"a": "b"},
+      "parallel_tool_calls": False, "safety_identifier": "u9", "store": True, "metadata": {"a": "b"},
       "tools": [{"type": "function", "name": "f", "description": "d", "parameters": {"type": "object"},
                  "strict": True}],
       "tool_choice": {"type": "function", "name": "f"},
@@ -277,9 +278,10 @@ def test_responses_request_to_internal(body, expected):
 
 
 RESPONSES_BAD = [
-    ({"input": "x", "previous_response_id": "resp_1"}, "previous_response_id", "stateless"),
-    ({"input": "x", "store": True}, "store", "stateless"),
-    ({"input": "x", "background": True}, "background", "stateless"),
+    ({"input": "x", "previous_response_id": "resp_1"}, "previous_response_id", "not found"),
+    ({"input": [{"type": "item_reference", "id": "msg_1"}]}, "input[0].id", "Item with id 'msg_1' not found"),
+    ({"input": "x", "background": True}, "background", "does not support"),
+    ({"input": "x", "conversation": "conv_1"}, "conversation", "does not support"),
     ({"input": "x", "store": "yes"}, "store", "a boolean"),
     ({}, "input", "Missing required parameter: 'input'"),
     ({"input": [{"type": "web_search_call"}]}, "input[0].type", "not supported"),
@@ -307,7 +309,7 @@ def test_completion_to_response_object():
     request = {"input": "x", "instructions": "I", "max_output_tokens": 9}
     out = rs.from_completion({**COMPLETION, "created": 7}, "resp_r1", request)
     assert out["id"] == "resp_r1" and out["created_at"] == 7 and out["status"] == "completed"
-    assert out["instructions"] == "I" and out["max_output_tokens"] == 9 and out["store"] is False
+    assert out["instructions"] == "I" and out["max_output_tokens"] == 9 and out["store"] is True
     assert out["output"] == [
         {"type": "message", "id": "msg_r1", "status": "completed", "role": "assistant",
          "content": [{"type": "output_text", "text": "Let me look.", "annotations": [], "logprobs": []}]},
@@ -373,3 +375,41 @@ def test_responses_stream_failure_is_error_then_response_failed():
     assert failed["status"] == "failed" and failed["error"] == {"code": "server_error", "message": "cut"}
     assert failed["output"][0]["status"] == "incomplete" and failed["output"][0]["content"][0]["text"] == "par"
     assert t.done() == b"" and t.end() == b""
+
+
+# -- the bounded response store ------------------------------------------------------------------------------
+class Clock:
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_previous_response_and_item_reference_resolve_from_the_store():
+    store = ResponseStore(Clock())
+    first = {"input": "hi", "instructions": "Be terse."}
+    internal = rs.to_internal(first, store)
+    answer = rs.from_completion({"model": "m", "choices": [{"index": 0, "finish_reason": "stop", "message": {
+        "role": "assistant", "content": "hello"}}]}, "resp_a", first)
+    store.put("resp_a", [*rs.history(first, internal), *rs.output_messages(answer["output"])], answer["output"])
+    follow = rs.to_internal({"input": "more", "previous_response_id": "resp_a", "instructions": "New rules."}, store)
+    assert follow["messages"] == [{"role": "system", "content": "New rules."}, USER,
+                                  {"role": "assistant", "content": "hello"}, {"role": "user", "content": "more"}]
+    ref = rs.to_internal({"input": [USER, {"type": "item_reference", "id": "msg_a"}, {"role": "user",
+                                                                                      "content": "and?"}]}, store)
+    assert ref["messages"] == [USER, {"role": "assistant", "content": "hello"}, {"role": "user", "content": "and?"}]
+
+
+def test_store_is_bounded_by_count_size_and_time():
+    clock = Clock()
+    store = ResponseStore(clock, max_responses=2, max_chars=200, ttl=10)
+    for name in ("r1", "r2", "r3"):
+        store.put(name, [USER], [{"type": "message", "id": "i" + name}])
+    assert store.conversation("r1") is None and store.item("ir1") is None and len(store) == 2
+    store.put("big", [{"role": "user", "content": "x" * 300}], [])
+    assert store.conversation("big") is None  # larger than the whole budget: not kept
+    store.put("r4", [{"role": "user", "content": "y" * 150}], [])
+    assert store.conversation("r4") is not None and store.conversation("r2") is None  # made room by size
+    clock.now = 11
+    assert store.conversation("r4") is None and store.item("ir3") is None

@@ -27,6 +27,7 @@ import orjson
 
 from gateway.api.asgi import JSON_CT, Headers, header, read_body, send_bytes
 from gateway.api.dialects import anthropic_messages, responses
+from gateway.api.dialects.response_store import ResponseStore
 from gateway.errors import GatewayError
 from gateway.observability.record import RequestRecord
 from gateway.providers.base import NativeBody
@@ -51,10 +52,10 @@ class _Dialect:
     def error(self, status: int, err: dict[str, Any] | None, rid: str | None) -> bytes:
         raise NotImplementedError
 
-    def answer(self, result: dict[str, Any], rid: str, request: Any) -> bytes:
+    def answer(self, result: dict[str, Any], rid: str, request: Any, internal: dict[str, Any]) -> bytes:
         raise NotImplementedError
 
-    def stream(self, rid: str, request: Any) -> Any:
+    def stream(self, rid: str, request: Any, internal: dict[str, Any]) -> Any:
         raise NotImplementedError
 
 
@@ -71,28 +72,40 @@ class AnthropicDialect(_Dialect):
                    "'Authorization: Bearer <gateway key>'."}
         return orjson.dumps(anthropic_messages.error_body(status, err, rid))
 
-    def answer(self, result: dict[str, Any], rid: str, request: Any) -> bytes:
+    def answer(self, result: dict[str, Any], rid: str, request: Any, internal: dict[str, Any]) -> bytes:
         return orjson.dumps(anthropic_messages.from_completion(result, "msg_" + rid))
 
-    def stream(self, rid: str, request: Any) -> Any:
+    def stream(self, rid: str, request: Any, internal: dict[str, Any]) -> Any:
         return anthropic_messages.StreamTranslator("msg_" + rid)
 
 
 class ResponsesDialect(_Dialect):
     name = responses.DIALECT
 
+    def __init__(self, store: ResponseStore) -> None:
+        self.store = store
+
     def translate(self, body: Any) -> dict[str, Any]:
-        return responses.to_internal(body)
+        return responses.to_internal(body, self.store)
+
+    def _keep(self, resp_id: str, request: Any, internal: dict[str, Any], items: list[dict[str, Any]]) -> None:
+        if request.get("store") is not False:
+            self.store.put(resp_id, [*responses.history(request, internal), *responses.output_messages(items)],
+                           items)
 
     def error(self, status: int, err: dict[str, Any] | None, rid: str | None) -> bytes:
         return orjson.dumps({"error": err or {"message": f"HTTP {status}", "type": "server_error", "param": None,
                                               "code": None}})
 
-    def answer(self, result: dict[str, Any], rid: str, request: Any) -> bytes:
-        return orjson.dumps(responses.from_completion(result, "resp_" + rid, request))
+    def answer(self, result: dict[str, Any], rid: str, request: Any, internal: dict[str, Any]) -> bytes:
+        out = responses.from_completion(result, "resp_" + rid, request)
+        self._keep(out["id"], request, internal, out["output"])
+        return orjson.dumps(out)
 
-    def stream(self, rid: str, request: Any) -> Any:
-        return responses.StreamTranslator("resp_" + rid, request)
+    def stream(self, rid: str, request: Any, internal: dict[str, Any]) -> Any:
+        resp_id = "resp_" + rid
+        return responses.StreamTranslator(resp_id, request,
+                                          lambda items: self._keep(resp_id, request, internal, items))
 
 
 def _request_id(headers: Headers) -> str:
@@ -114,9 +127,10 @@ def _error_object(raw: bytes) -> dict[str, Any] | None:
 class _Translating:
     """The ``send`` given to the chat endpoint: translates its answer into the dialect on the way out."""
 
-    def __init__(self, dialect: _Dialect, request: Any, send: Any) -> None:
+    def __init__(self, dialect: _Dialect, request: Any, internal: dict[str, Any], send: Any) -> None:
         self.dialect = dialect
         self.request = request
+        self.internal = internal
         self.send = send
         self.status = 200
         self.headers: Headers = []
@@ -134,7 +148,7 @@ class _Translating:
             self.rid = _request_id(headers)
             self.sse = any(k == b"content-type" and v.startswith(b"text/event-stream") for k, v in headers)
             if self.sse:
-                self.stream = self.dialect.stream(self.rid, self.request)
+                self.stream = self.dialect.stream(self.rid, self.request, self.internal)
                 await self.send({**message, "headers": [(k, v) for k, v in headers if k != b"content-length"]})
             else:
                 self.headers = [(k, v) for k, v in headers if k not in _HOP]
@@ -158,7 +172,7 @@ class _Translating:
         else:
             try:
                 result = orjson.loads(raw)
-                out = self.dialect.answer(result, self.rid, self.request)
+                out = self.dialect.answer(result, self.rid, self.request, self.internal)
             except Exception:
                 log.exception("could not translate an answer into the %s dialect", self.dialect.name)
                 self.status = 500
@@ -253,7 +267,7 @@ class DialectEndpoint:
                 return {"type": "http.request", "body": orjson.dumps(internal), "more_body": False}
             return await receive()
 
-        out = _Translating(d, original, send)
+        out = _Translating(d, original, internal, send)
         await self.chat(scope, replay, out)
         if out.sse and not out.ended:  # the chat endpoint ended a stream without a last body message
             with contextlib.suppress(Exception):
@@ -281,7 +295,7 @@ def dialect_routes(gw: Gateway, chat: ChatEndpoint,
     return {
         "/v1/messages": DialectEndpoint(gw, chat, AnthropicDialect(), authenticate),
         "/v1/messages/count_tokens": count_tokens_endpoint(gw, authenticate),
-        "/v1/responses": DialectEndpoint(gw, chat, ResponsesDialect(), authenticate),
+        "/v1/responses": DialectEndpoint(gw, chat, ResponsesDialect(ResponseStore(gw.clock)), authenticate),
     }
 
 

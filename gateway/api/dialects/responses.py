@@ -11,9 +11,10 @@ field, ``input[3].call_id``):
   tool. ``tool_choice`` as in chat; ``{"type": "function", "name"}`` -> chat's object form.
 - ``text.format`` json_schema / json_object -> ``response_format``; ``max_output_tokens`` -> ``max_tokens``;
   ``temperature``, ``top_p``, ``parallel_tool_calls`` as is; ``user``/``safety_identifier`` -> ``user``.
-- Stateless by decision: ``previous_response_id``, ``store: true``, ``background: true`` and
-  ``conversation`` are a 400 saying so (the gateway keeps no conversation state; send the whole input).
-  Answers always say ``"store": false``.
+- ``store`` (default true, as at OpenAI) keeps the answer in the gateway's bounded in-memory ``ResponseStore``
+  (``response_store.py``); ``previous_response_id`` continues a stored conversation and ``item_reference``
+  input items name stored output items. Not found (expired, evicted, another process) -> a 400 naming the
+  field. ``background: true`` and ``conversation`` (server-side conversations) are a 400: not supported.
 
 Answer -> Responses: ``from_completion`` (a ``response`` object), ``StreamTranslator`` (the event sequence the
 openai SDKs' stream accumulators require), errors stay in OpenAI's envelope. A stream that cannot complete
@@ -24,7 +25,7 @@ never ``response.completed``.
 from __future__ import annotations
 
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import orjson
@@ -33,21 +34,24 @@ from gateway.api.dialects.common import STREAM_OPTIONS, bad, expect, number, opt
 from gateway.errors import GatewayError
 
 DIALECT = "responses"
-_STATELESS = ("The gateway's Responses API is stateless: it stores no responses, so {what} is not supported. "
-              "Send the whole conversation as 'input' (with 'store': false).")
+_UNSUPPORTED = "The gateway's Responses API does not support {what}; send the whole conversation as 'input'."
+_NOT_FOUND = ("{what} with id '{id}' not found. The gateway keeps stored responses for a limited time, in memory, "
+              "per process; send the whole conversation as 'input' instead.")
 
 
 # -- request -----------------------------------------------------------------------------------------------
-def to_internal(body: Any) -> dict[str, Any]:
+def to_internal(body: Any, store: Any = None) -> dict[str, Any]:
+    """A Responses request -> the internal chat request. ``store`` (a ``ResponseStore``, or None when none is
+    kept) resolves ``previous_response_id`` and ``item_reference`` items."""
     if not isinstance(body, dict):
         raise GatewayError(400, "The request body must be a JSON object.", code="invalid_request")
-    for key, what in (("previous_response_id", "'previous_response_id'"), ("conversation", "'conversation'")):
-        if body.get(key) is not None:
-            raise GatewayError(400, _STATELESS.format(what=what), code="unsupported_parameter", param=key)
-    for key in ("store", "background"):
-        if optional(body, key, bool, "a boolean"):
-            raise GatewayError(400, _STATELESS.format(what=f"'{key}': true"), code="unsupported_parameter",
-                               param=key)
+    if body.get("conversation") is not None:
+        raise GatewayError(400, _UNSUPPORTED.format(what="'conversation'"), code="unsupported_parameter",
+                           param="conversation")
+    if optional(body, "background", bool, "a boolean"):
+        raise GatewayError(400, _UNSUPPORTED.format(what="'background': true"), code="unsupported_parameter",
+                           param="background")
+    optional(body, "store", bool, "a boolean")
     out: dict[str, Any] = {}
     model = optional(body, "model", str, "a string")
     if model is not None:
@@ -56,6 +60,13 @@ def to_internal(body: Any) -> dict[str, Any]:
     instructions = optional(body, "instructions", str, "a string")
     if instructions:
         messages.append({"role": "system", "content": instructions})
+    previous = optional(body, "previous_response_id", str, "a string")
+    if previous is not None:
+        earlier = store.conversation(previous) if store is not None else None
+        if earlier is None:
+            raise GatewayError(400, _NOT_FOUND.format(what="Previous response", id=previous),
+                               code="previous_response_not_found", param="previous_response_id")
+        messages.extend(dict(m) for m in earlier)
     raw = body.get("input")
     if raw is None:
         raise GatewayError(400, "Missing required parameter: 'input'.", code="missing_required_parameter",
@@ -65,7 +76,7 @@ def to_internal(body: Any) -> dict[str, Any]:
     else:
         expect(raw, list, "input", "a string or an array of input items")
         for i, item in enumerate(raw):
-            _item(item, f"input[{i}]", messages)
+            _item(item, f"input[{i}]", messages, store)
     if not any(m["role"] != "system" for m in messages):
         raise bad("input", "at least one input message is required")
     out["messages"] = messages
@@ -99,9 +110,39 @@ def to_internal(body: Any) -> dict[str, Any]:
     return out
 
 
-def _item(item: Any, p: str, out: list[dict[str, Any]]) -> None:
+def history(body: Mapping[str, Any], internal: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """The conversation a stored answer continues: the internal messages without this request's
+    ``instructions`` (OpenAI does not carry them over to a ``previous_response_id`` follow-up)."""
+    messages = list(internal["messages"])
+    return messages[1:] if body.get("instructions") else messages
+
+
+def output_messages(items: Any) -> list[dict[str, Any]]:
+    """Output items (the answer) as internal chat messages, to be stored after the conversation."""
+    out: list[dict[str, Any]] = []
+    for item in items:
+        if item.get("type") == "message":
+            content = item.get("content") or []
+            text = "".join(c.get("text") or c.get("refusal") or "" for c in content if isinstance(c, dict))
+            out.append({"role": "assistant", "content": text})
+        elif item.get("type") == "function_call":
+            _item(item, "output", out)
+    return out
+
+
+def _item(item: Any, p: str, out: list[dict[str, Any]], store: Any = None) -> None:
     expect(item, dict, p, "an input item object")
     itype = item.get("type", "message")
+    if itype == "item_reference":
+        ref = expect(item.get("id"), str, f"{p}.id", "a string")
+        found = store.item(ref) if store is not None else None
+        if found is None:
+            raise GatewayError(400, _NOT_FOUND.format(what="Item", id=ref), code="item_not_found", param=f"{p}.id")
+        if found.get("type") == "message":
+            out.extend(output_messages([found]))
+        else:
+            _item(found, p, out)
+        return
     if itype == "message":
         role = item.get("role")
         if role not in ("user", "system", "developer", "assistant"):
@@ -231,7 +272,8 @@ def envelope(resp_id: str, model: str, request: Mapping[str, Any], created: int)
             "parallel_tool_calls": request.get("parallel_tool_calls", True),
             "temperature": request.get("temperature"), "top_p": request.get("top_p"),
             "tool_choice": request.get("tool_choice", "auto"), "tools": request.get("tools") or [],
-            "text": {"format": text.get("format") or {"type": "text"}}, "store": False, "metadata": {},
+            "text": {"format": text.get("format") or {"type": "text"}}, "store": request.get("store") is not False,
+            "metadata": {},
             "usage": None}
 
 
@@ -279,9 +321,11 @@ class StreamTranslator:
     ``content_part.added``), its deltas, its ``.done`` events, ``output_item.done``; then ``response.completed``
     (or ``response.incomplete`` for a length/content-filter finish). Every event has a ``sequence_number``."""
 
-    def __init__(self, resp_id: str, request: Mapping[str, Any]) -> None:
+    def __init__(self, resp_id: str, request: Mapping[str, Any],
+                 on_done: Callable[[list[dict[str, Any]]], None] | None = None) -> None:
         self.resp_id = resp_id
         self.request = request
+        self.on_done = on_done  # called with the output items of an answer that completed
         self.seq = 0
         self.started = False
         self.closed = False
@@ -387,6 +431,8 @@ class StreamTranslator:
                              usage=usage(self.usage))
         out.append(self._ev("response.completed" if status == "completed" else "response.incomplete",
                             response=self.response))
+        if self.on_done is not None:
+            self.on_done(self.items)
         return b"".join(out)
 
     def error(self, status: int, err: Mapping[str, Any] | None) -> bytes:
