@@ -74,6 +74,13 @@ _CREDIT_TEXT = re.compile(r"credit balance is too low", re.IGNORECASE)
 _POLICY_TEXT = re.compile(r"blocked by content filtering policy", re.IGNORECASE)
 _MODEL_NOT_FOUND = re.compile(r"^\s*model:", re.IGNORECASE)
 
+# Thinking blocks, relayed only to clients that speak Anthropic themselves (the gateway's Anthropic dialect: a
+# conversation with thinking and tool use must send the thinking blocks back, signatures intact), as a chunk
+# delta ``{"x_anthropic": {"content_block": {...}}}`` / ``{"x_anthropic": {"delta": {...}}}``.
+NATIVE_DELTA = "x_anthropic"
+NATIVE_BLOCKS = frozenset({"thinking", "redacted_thinking"})
+NATIVE_DELTAS = frozenset({"thinking_delta", "signature_delta"})
+
 _JSON_INSTRUCTION = (
     "Respond with a single valid JSON object and nothing else: no prose, no explanations, no Markdown code fences."
 )
@@ -107,7 +114,7 @@ class AnthropicAdapter:
         headers = self._stream_headers if stream else self._headers
         native = native_body(body, "anthropic")
         if native is not None:
-            out = passthrough_request(native, self.target.upstream_model, self._default_max_tokens)
+            out = passthrough_request(native, self.target.upstream_model, self._default_max_tokens, stream)
             beta = getattr(body, "native_headers", {}).get("anthropic-beta")
             if beta and "anthropic-beta" not in headers:  # configured provider headers win
                 headers = {**headers, "anthropic-beta": beta}
@@ -163,7 +170,7 @@ class AnthropicAdapter:
     def stream_decoder(self, body: Mapping[str, Any]) -> AnthropicStreamDecoder:
         opts = body.get("stream_options")
         include_usage = bool(isinstance(opts, Mapping) and opts.get("include_usage"))
-        return AnthropicStreamDecoder(self, include_usage)
+        return AnthropicStreamDecoder(self, include_usage, native_body(body, "anthropic") is not None)
 
     # -- errors ------------------------------------------------------------------------------------------
     def classify_error(self, status: int, headers: Mapping[str, str], body: bytes) -> UpstreamError:
@@ -232,11 +239,16 @@ def map_usage(usage: Mapping[str, Any]) -> dict[str, Any]:
 
 
 # -- request translation -----------------------------------------------------------------------------------
-def passthrough_request(native: Mapping[str, Any], model: str, default_max_tokens: int) -> dict[str, Any]:
+def passthrough_request(native: Mapping[str, Any], model: str, default_max_tokens: int,
+                        stream: bool = True) -> dict[str, Any]:
     """A client's own Messages body (the gateway's Anthropic dialect) sent natively: every field kept as sent
     (``cache_control``, ``thinking``, ``top_k``, server tools, fields added later), only ``model`` replaced by
-    this target's and ``stream`` set by the caller of ``build_request``."""
-    out = {k: v for k, v in native.items() if k != "stream"}
+    this target's and ``stream`` set by the caller of ``build_request``.
+
+    ``thinking`` is kept for streams only: a stream relays thinking blocks (``NATIVE_DELTA``), a non-streaming
+    answer is parsed into the internal answer, which has no place for them, and a client that never saw its
+    thinking blocks could not send them back with a tool result (Anthropic answers 400)."""
+    out = {k: v for k, v in native.items() if k != "stream" and (stream or k != "thinking")}
     out["model"] = model
     if not isinstance(out.get("max_tokens"), int):
         out["max_tokens"] = default_max_tokens
@@ -479,11 +491,12 @@ class AnthropicStreamDecoder(SSEStreamDecoder):
     """
 
     __slots__ = ("_adapter", "_include_usage", "_id", "_model", "_created", "_usage", "_tools",
-                 "started", "finished", "done")
+                 "started", "finished", "done", "_native")
     INCOMPLETE = "upstream stream ended before it was complete (no message_stop)"
 
-    def __init__(self, adapter: AnthropicAdapter, include_usage: bool = False) -> None:
+    def __init__(self, adapter: AnthropicAdapter, include_usage: bool = False, native: bool = False) -> None:
         super().__init__()
+        self._native = native  # the client speaks Anthropic (the gateway's Anthropic dialect): relay thinking
         self._adapter = adapter
         self._include_usage = include_usage
         self._id = ""
@@ -559,6 +572,8 @@ class AnthropicStreamDecoder(SSEStreamDecoder):
         block = data.get("content_block") or {}
         if block.get("type") == "text" and block.get("text"):
             out.append(self._chunk({"content": block["text"]}))
+        elif block.get("type") in NATIVE_BLOCKS and self._native:
+            out.append(self._chunk({NATIVE_DELTA: {"content_block": block}}))
         elif block.get("type") == "tool_use":
             k = len(self._tools)
             self._tools[data.get("index", k)] = k
@@ -579,6 +594,8 @@ class AnthropicStreamDecoder(SSEStreamDecoder):
             if k is None:
                 return []
             return [self._chunk({"tool_calls": [{"index": k, "function": {"arguments": delta["partial_json"]}}]})]
+        if dtype in NATIVE_DELTAS and self._native:
+            return [self._chunk({NATIVE_DELTA: {"delta": delta}})]
         return []  # thinking, signature and citation deltas have no OpenAI equivalent
 
     def _on_message_delta(self, data: dict[str, Any]) -> list[dict[str, Any]]:

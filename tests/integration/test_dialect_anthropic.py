@@ -332,3 +332,31 @@ def test_dialect_is_on_the_request_metric_and_in_the_audit_record(gw):
                 break
         time.sleep(0.05)
     assert rows and rows[-1]["dialect"] == "anthropic_messages"
+
+
+def test_thinking_blocks_stream_through_and_come_back_with_the_tool_result(emu, healthy):
+    """With thinking on, Anthropic wants the last assistant turn's thinking block (signature intact) back with
+    the tool result; the emulator answers 400 otherwise. So the stream relays thinking blocks to this dialect."""
+    c = client(healthy)
+    thinking = {"type": "enabled", "budget_tokens": 1024}
+    with c.messages.stream(model="anthropic-first", max_tokens=2000, messages=MSG, tools=[WEATHER],
+                           thinking=thinking) as s:
+        first = s.get_final_message()
+    assert [b.type for b in first.content] == ["thinking", "tool_use"]
+    assert first.content[0].thinking == "Considering the request." and first.content[0].signature == "sig-emu"
+    use = first.content[1]
+    turn = [*MSG, {"role": "assistant", "content": [b.model_dump(exclude_none=True) for b in first.content]},
+            {"role": "user", "content": [{"type": "tool_result", "tool_use_id": use.id, "content": "18C"}]}]
+    with c.messages.stream(model="anthropic-first", max_tokens=2000, messages=turn, tools=[WEATHER],
+                           thinking=thinking) as s:
+        second = s.get_final_message()
+    assert second.content[-1].text == "Tool result received: 18C"
+    # Without its thinking block the upstream refuses the turn, and the gateway says so in Anthropic's shape.
+    bare = [*MSG, {"role": "assistant", "content": [use.model_dump(exclude_none=True)]}, turn[2]]
+    with pytest.raises(anthropic.BadRequestError) as e:
+        c.messages.create(model="anthropic-first", max_tokens=2000, messages=bare, tools=[WEATHER],
+                          thinking=thinking, stream=True)
+    assert "thinking" in e.value.body["error"]["message"]
+    # A non-streaming answer has no place for thinking blocks: thinking is not requested for it.
+    c.messages.create(model="anthropic-first", max_tokens=2000, messages=MSG, thinking=thinking)
+    assert "thinking" not in emu.attempts("claude-sonnet-emu")[-1]["request"]

@@ -413,3 +413,37 @@ def test_store_is_bounded_by_count_size_and_time():
     assert store.conversation("r4") is not None and store.conversation("r2") is None  # made room by size
     clock.now = 11
     assert store.conversation("r4") is None and store.item("ir3") is None
+
+
+def test_thinking_blocks_are_relayed_only_to_the_anthropic_dialect():
+    sse = (b'event: message_start\ndata: {"type":"message_start","message":{"id":"m","model":"c","usage":{}}}\n\n'
+           b'event: content_block_start\ndata: {"type":"content_block_start","index":0,'
+           b'"content_block":{"type":"thinking","thinking":"","signature":""}}\n\n'
+           b'event: content_block_delta\ndata: {"type":"content_block_delta","index":0,'
+           b'"delta":{"type":"thinking_delta","thinking":"hmm"}}\n\n'
+           b'event: content_block_delta\ndata: {"type":"content_block_delta","index":0,'
+           b'"delta":{"type":"signature_delta","signature":"sig"}}\n\n'
+           b'event: content_block_start\ndata: {"type":"content_block_start","index":1,'
+           b'"content_block":{"type":"text","text":""}}\n\n'
+           b'event: content_block_delta\ndata: {"type":"content_block_delta","index":1,'
+           b'"delta":{"type":"text_delta","text":"Hi"}}\n\n')
+    adapter = AnthropicAdapter(_target("anthropic"))
+    native = NativeBody({"messages": [USER]}, "anthropic", {"messages": [USER], "max_tokens": 5})
+    relayed = adapter.stream_decoder(native).feed(sse)
+    plain = adapter.stream_decoder({"messages": [USER]}).feed(sse)
+    deltas = [c["choices"][0]["delta"] for c in relayed]
+    assert deltas[1:] == [{"x_anthropic": {"content_block": {"type": "thinking", "thinking": "", "signature": ""}}},
+                          {"x_anthropic": {"delta": {"type": "thinking_delta", "thinking": "hmm"}}},
+                          {"x_anthropic": {"delta": {"type": "signature_delta", "signature": "sig"}}},
+                          {"content": "Hi"}]
+    assert [c["choices"][0]["delta"] for c in plain][1:] == [{"content": "Hi"}]
+    t = am.StreamTranslator("msg_1")
+    names = [(n, d.get("index"), d.get("delta") or d.get("content_block")) for n, d in _events(b"".join(
+        t.chunk(c) for c in relayed))]
+    assert names[2:] == [
+        ("content_block_start", 0, {"type": "thinking", "thinking": "", "signature": ""}),
+        ("content_block_delta", 0, {"type": "thinking_delta", "thinking": "hmm"}),
+        ("content_block_delta", 0, {"type": "signature_delta", "signature": "sig"}),
+        ("content_block_stop", 0, None),
+        ("content_block_start", 1, {"type": "text", "text": ""}),
+        ("content_block_delta", 1, {"type": "text_delta", "text": "Hi"})]

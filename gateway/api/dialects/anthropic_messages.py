@@ -14,9 +14,11 @@ Anthropic field: ``messages[1].content[0].source.data``):
   ``parallel_tool_calls: false``.
 - ``stop_sequences`` -> ``stop`` (the first 4: OpenAI's limit); ``temperature``, ``top_p`` as is; ``top_k`` has
   no OpenAI equivalent: dropped; ``metadata.user_id`` -> ``user``; ``max_tokens`` (required) as is.
-- ``thinking``: documented rule: an Anthropic-kind model gets it natively; for other vendors it is dropped
-  (their own default reasoning applies), because the gateway cannot tell which of them accept a reasoning
-  setting and an unknown one is a 400 upstream.
+- ``thinking``: documented rule: an Anthropic-kind model gets it natively on streams, and its thinking blocks
+  are relayed (``thinking_delta``/``signature_delta``) so the client can send them back with a tool result; on
+  non-streaming requests and for other vendors it is dropped (their own default reasoning applies), because the
+  internal answer has no place for thinking blocks and the gateway cannot tell which other models accept a
+  reasoning setting (an unknown one is a 400 upstream).
 - ``model`` is the gateway's route name, alias or model name, like ``model`` in chat completions.
 
 Answer -> Anthropic: ``from_completion`` (a ``message`` object), ``StreamTranslator`` (named SSE events exactly
@@ -44,6 +46,7 @@ from gateway.api.dialects.common import (
     usage_numbers,
 )
 from gateway.errors import GatewayError
+from gateway.providers.anthropic import NATIVE_DELTA
 
 DIALECT = "anthropic_messages"
 STOP_REASONS = {"stop": "end_turn", "length": "max_tokens", "tool_calls": "tool_use", "function_call": "tool_use",
@@ -377,6 +380,13 @@ class StreamTranslator:
             if not isinstance(choice, Mapping) or choice.get("index", 0) != 0:
                 continue
             delta = choice.get("delta") or {}
+            native = delta.get(NATIVE_DELTA)
+            if isinstance(native, Mapping):  # a thinking block, relayed by an Anthropic-kind upstream
+                if isinstance(native.get("content_block"), Mapping):
+                    out += self._open_block(f"native:{self.index + 1}", dict(native["content_block"]))
+                elif isinstance(native.get("delta"), Mapping) and (self.open or "").startswith("native:"):
+                    out.append(_event("content_block_delta", {"type": "content_block_delta", "index": self.index,
+                                                              "delta": dict(native["delta"])}))
             text = delta.get("content") or delta.get("refusal")
             if text:
                 if self.open != "text":
