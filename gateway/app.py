@@ -26,6 +26,7 @@ from gateway.admin.status import build_status_router
 from gateway.api.asgi import send_error
 from gateway.api.chat import ChatEndpoint, authenticate
 from gateway.api.dialects.endpoint import dialect_routes
+from gateway.api.dialects.openapi import with_dialect_paths
 from gateway.api.ratelimit import RateLimiter
 from gateway.audit.wiring import Continuity
 from gateway.config.loader import load_config
@@ -221,6 +222,7 @@ def build_api(gw: Gateway) -> FastAPI:
 
     app = FastAPI(title="LLM failover gateway", lifespan=lifespan, docs_url=None, redoc_url=None,
                   openapi_url="/openapi.json")
+    app.openapi = with_dialect_paths(app.openapi)  # type: ignore[method-assign]  # the pure-ASGI dialect endpoints
 
     @app.exception_handler(GatewayError)
     async def _gateway_error(request: Request, exc: GatewayError) -> JSONResponse:

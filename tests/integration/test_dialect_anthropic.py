@@ -236,6 +236,14 @@ def test_non_object_bodies_are_400_in_anthropic_shape(healthy):
     assert r.status_code == 405
 
 
+def test_dialect_endpoints_are_in_the_openapi_document(healthy):
+    paths = httpx.get(healthy.url + "/openapi.json").json()["paths"]
+    assert paths["/v1/messages"]["post"]["requestBody"]["content"]["application/json"]["schema"]["required"] == [
+        "messages", "max_tokens"]
+    assert "/v1/messages/count_tokens" in paths and "/v1/responses" in paths
+    assert "/healthz" in paths  # the generated part is still there
+
+
 # A request in the shape Claude Code sends (system blocks with cache_control, many tools, metadata.user_id,
 # stream, anthropic-beta, the model id Claude Code asks for), trimmed from a captured request.
 CLAUDE_CODE_TOOLS = [

@@ -447,3 +447,43 @@ def test_thinking_blocks_are_relayed_only_to_the_anthropic_dialect():
         ("content_block_stop", 0, None),
         ("content_block_start", 1, {"type": "text", "text": ""}),
         ("content_block_delta", 1, {"type": "text_delta", "text": "Hi"})]
+
+
+def test_any_json_shape_is_translated_or_a_400_and_translations_pass_chat_validation():
+    """A bounded, seeded fuzz of both translators: every body is either a GatewayError(400) naming a field or a
+    request the chat pipeline accepts (never an exception that would be a 500)."""
+    import random
+
+    from gateway.api.validate import validate_chat
+
+    rnd = random.Random(11)
+    keys = ["model", "messages", "system", "max_tokens", "stream", "temperature", "top_k", "stop_sequences",
+            "metadata", "tools", "tool_choice", "thinking", "input", "instructions", "max_output_tokens", "store",
+            "previous_response_id", "text", "format", "role", "content", "type", "source", "data", "url",
+            "tool_use_id", "id", "name", "input_schema", "call_id", "arguments", "output", "image_url", "schema"]
+    types = ["text", "image", "tool_use", "tool_result", "thinking", "document", "base64", "url", "auto", "any",
+             "tool", "message", "function_call", "function_call_output", "input_text", "output_text", "input_image",
+             "function", "json_schema", "item_reference", "reasoning", "user", "assistant"]
+
+    def val(d: int = 0):
+        c = rnd.random()
+        if d > 3 or c < 0.3:
+            return rnd.choice([None, True, 0, 1, -1, 2.5, "", "x", rnd.choice(types), [], {}])
+        if c < 0.6:
+            return [val(d + 1) for _ in range(rnd.randint(0, 3))]
+        return {rnd.choice(keys): rnd.choice(types) if rnd.random() < 0.3 else val(d + 1)
+                for _ in range(rnd.randint(0, 4))}
+
+    store = ResponseStore(Clock())
+    for _ in range(2000):
+        body = {rnd.choice(keys): val(1) for _ in range(rnd.randint(1, 5))}
+        if rnd.random() < 0.5:
+            body.update(max_tokens=5, messages=[{"role": rnd.choice(["user", "assistant"]), "content": val(2)}],
+                        input=[val(2)])
+        for translate in (am.to_internal, lambda b: rs.to_internal(b, store)):
+            try:
+                internal = translate(body)
+            except GatewayError as e:
+                assert e.status == 400
+                continue
+            validate_chat(internal)

@@ -164,7 +164,7 @@ def _item(item: Any, p: str, out: list[dict[str, Any]], store: Any = None) -> No
                                                  "a JSON-encoded string")}}
         last = out[-1] if out else None
         if last is not None and last["role"] == "assistant":
-            last.setdefault("tool_calls", []).append(call)
+            last["tool_calls"] = [*last.get("tool_calls", ()), call]  # a new list: ``last`` may be a stored turn's
             if not last.get("content"):
                 last["content"] = None
         else:
