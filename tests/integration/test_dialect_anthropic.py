@@ -4,6 +4,7 @@ kind as upstream, failover, streaming (helper and raw events), tools, errors, an
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import json
 import time
 
@@ -368,3 +369,29 @@ def test_thinking_blocks_stream_through_and_come_back_with_the_tool_result(emu, 
     # A non-streaming answer has no place for thinking blocks: thinking is not requested for it.
     c.messages.create(model="anthropic-first", max_tokens=2000, messages=MSG, thinking=thinking)
     assert "thinking" not in emu.attempts("claude-sonnet-emu")[-1]["request"]
+
+
+def test_caller_policy_holds_in_the_dialects(emu, make_gateway):
+    """A jurisdiction policy skips the Anthropic model for a DE caller on every hop; a key limited to one route
+    gets Anthropic's permission_error elsewhere; the Responses dialect is held to the same rules."""
+    cfg = dialect_config(emu.url)
+    cfg["keys"] = [{"name": "berlin", "sha256": hashlib.sha256(b"de-key-0123456789").hexdigest(),
+                    "attributes": {"jurisdiction": "DE"}},
+                   {"name": "limited", "sha256": hashlib.sha256(b"limited-key-0123456789").hexdigest(),
+                    "routes": ["openai-first"]}]
+    cfg["policies"] = [{"name": "us-only-claude", "deny": {"models": ["claude"]}, "unless": {"jurisdiction": ["US"]},
+                        "reason": "directive"}]
+    gw = make_gateway(cfg)
+    raw = client(gw, api_key="de-key-0123456789").messages.with_raw_response.create(
+        model="anthropic-first", max_tokens=10, messages=MSG)
+    assert raw.parse().model == "gpt-5" and raw.headers["x-gateway-attempts"] == "claude=denied:us-only-claude,gpt-5=ok"
+    assert emu.attempts("claude-sonnet-emu") == []
+    with pytest.raises(anthropic.PermissionDeniedError) as denied:
+        client(gw, api_key="limited-key-0123456789").messages.create(model="anthropic-first", max_tokens=10,
+                                                                      messages=MSG)
+    assert denied.value.body["error"]["type"] == "permission_error"
+    import openai
+
+    with pytest.raises(openai.PermissionDeniedError):
+        openai.OpenAI(base_url=gw.url + "/v1", api_key="limited-key-0123456789", max_retries=0).responses.create(
+            model="anthropic-first", input="hi")
