@@ -487,3 +487,34 @@ def test_any_json_shape_is_translated_or_a_400_and_translations_pass_chat_valida
                 assert e.status == 400
                 continue
             validate_chat(internal)
+
+
+def test_a_translator_failure_mid_stream_still_ends_with_the_dialects_error_event():
+    import asyncio
+
+    from gateway.api.dialects.endpoint import AnthropicDialect, _Translating
+
+    class Broken(am.StreamTranslator):
+        def chunk(self, chunk):
+            raise RuntimeError("bug")
+
+    class Dialect(AnthropicDialect):
+        def stream(self, rid, request, internal):
+            return Broken("msg_" + rid)
+
+    sent: list[dict] = []
+
+    async def send(message):
+        sent.append(message)
+
+    async def run():
+        t = _Translating(Dialect(), {}, {}, send)
+        await t({"type": "http.response.start", "status": 200,
+                 "headers": [(b"content-type", b"text/event-stream; charset=utf-8"), (b"x-request-id", b"r1")]})
+        await t({"type": "http.response.body", "body": b'data: {"choices": []}\n\n', "more_body": True})
+        await t({"type": "http.response.body", "body": b"data: [DONE]\n\n", "more_body": False})
+
+    asyncio.run(run())
+    assert [m.get("more_body") for m in sent[1:]] == [False]  # nothing after the end
+    assert _events(sent[1]["body"]) == [("error", {"type": "error", "error": {
+        "type": "api_error", "message": "Internal gateway error; see the gateway log."}})]

@@ -139,7 +139,8 @@ class _Translating:
         self.json: list[bytes] = []
         self.buffer = b""
         self.stream: Any = None
-        self.ended = False
+        self.ended = False  # the dialect's stream has its end (done or error event)
+        self.closed = False  # the last body message was sent
 
     async def __call__(self, message: dict[str, Any]) -> None:
         if message["type"] == "http.response.start":
@@ -155,15 +156,24 @@ class _Translating:
             return
         body = message.get("body", b"")
         more = message.get("more_body", False)
+        if self.closed:  # the translated response already ended (see below): nothing more may be sent
+            return
         if not self.sse:
             self.json.append(body)
             if not more:
                 await self._finish_json(b"".join(self.json))
             return
-        out = self._events(body)
-        if not more:
-            out += self._end()
+        try:
+            out = self._events(body)
+            if not more:
+                out += self._end()
+        except Exception:  # a translator bug must still end the stream with the dialect's error event
+            log.exception("could not translate a stream into the %s dialect", self.dialect.name)
+            self.ended = True
+            out = self.stream.error(500, {"message": "Internal gateway error; see the gateway log."})
+            more = False
         if out or not more:
+            self.closed = not more
             await self.send({"type": "http.response.body", "body": out, "more_body": more})
 
     async def _finish_json(self, raw: bytes) -> None:
@@ -269,7 +279,7 @@ class DialectEndpoint:
 
         out = _Translating(d, original, internal, send)
         await self.chat(scope, replay, out)
-        if out.sse and not out.ended:  # the chat endpoint ended a stream without a last body message
+        if out.sse and not out.closed:  # the chat endpoint ended a stream without a last body message
             with contextlib.suppress(Exception):
                 await send({"type": "http.response.body", "body": out._end(), "more_body": False})
 
