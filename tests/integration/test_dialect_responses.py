@@ -28,8 +28,12 @@ def aws_env():
 
 
 @pytest.fixture
-def gw(emu, make_gateway):
-    return make_gateway(dialect_config(emu.url))
+def gw(emu, shared_gw):
+    """The shared gateway, for tests that make models fail: every model is reinstated afterwards (the gateway
+    remembers withdrawn, cooling and breaker-open models)."""
+    yield shared_gw
+    for model in shared_gw.gateway.runtime.targets:
+        shared_gw.gateway.state.reinstate(model)
 
 
 @pytest.fixture(scope="module")
