@@ -605,7 +605,11 @@ class AnthropicStreamDecoder(SSEStreamDecoder):
         if not reason or self.finished:
             return []
         self.finished = True
-        return [*self._start(), self._chunk({}, map_stop_reason(reason))]
+        delta = {}
+        if self._native:  # the exact stop reason and the stop sequence that matched, for the Anthropic dialect
+            delta[NATIVE_DELTA] = {"stop": {"stop_reason": reason,
+                                            "stop_sequence": (data.get("delta") or {}).get("stop_sequence")}}
+        return [*self._start(), self._chunk(delta, map_stop_reason(reason))]
 
     def _on_message_stop(self) -> list[dict[str, Any]]:
         out = [] if self.finished else [*self._start(), self._chunk({}, "stop")]  # tolerate a missing stop_reason

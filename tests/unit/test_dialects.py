@@ -518,3 +518,20 @@ def test_a_translator_failure_mid_stream_still_ends_with_the_dialects_error_even
     assert [m.get("more_body") for m in sent[1:]] == [False]  # nothing after the end
     assert _events(sent[1]["body"]) == [("error", {"type": "error", "error": {
         "type": "api_error", "message": "Internal gateway error; see the gateway log."}})]
+
+
+def test_an_anthropic_upstreams_own_stop_reason_and_sequence_reach_the_anthropic_dialect():
+    sse = (b'event: message_start\ndata: {"type":"message_start","message":{"id":"m","model":"c","usage":{}}}\n\n'
+           b'event: content_block_delta\ndata: {"type":"content_block_delta","index":0,'
+           b'"delta":{"type":"text_delta","text":"a b"}}\n\n'
+           b'event: message_delta\ndata: {"type":"message_delta","delta":{"stop_reason":"stop_sequence",'
+           b'"stop_sequence":"END"},"usage":{"output_tokens":2}}\n\n'
+           b'event: message_stop\ndata: {"type":"message_stop"}\n\n')
+    adapter = AnthropicAdapter(_target("anthropic"))
+    native = NativeBody({"messages": [USER], "stream_options": {"include_usage": True}}, "anthropic",
+                        {"messages": [USER], "max_tokens": 5})
+    t = am.StreamTranslator("msg_1")
+    events = _events(b"".join(t.chunk(c) for c in adapter.stream_decoder(native).feed(sse)) + t.done())
+    assert events[-2][1]["delta"] == {"stop_reason": "stop_sequence", "stop_sequence": "END"}
+    plain = adapter.stream_decoder({"messages": [USER]}).feed(sse)
+    assert all("x_anthropic" not in c["choices"][0]["delta"] for c in plain if c["choices"])

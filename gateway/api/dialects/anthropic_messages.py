@@ -23,7 +23,8 @@ Anthropic field: ``messages[1].content[0].source.data``):
 
 Answer -> Anthropic: ``from_completion`` (a ``message`` object), ``StreamTranslator`` (named SSE events exactly
 as the anthropic SDK parses them), ``error_body`` (``{"type": "error", "error": {"type", "message"}}``).
-``stop_sequence`` is always null in translation: OpenAI does not say which sequence matched.
+``stop_sequence`` is null in translation (OpenAI does not say which sequence matched); a stream from an
+Anthropic-kind model relays its own ``stop_reason`` and ``stop_sequence``.
 """
 
 from __future__ import annotations
@@ -343,6 +344,7 @@ class StreamTranslator:
         self.open: str | None = None  # "text" | "tool:<k>" | None
         self.stop_reason: str | None = None
         self.usage: dict[str, Any] | None = None
+        self.native_stop: dict[str, Any] = {}  # an Anthropic upstream's own stop_reason / stop_sequence
         self.model = ""
 
     def _start(self, model: str) -> list[bytes]:
@@ -381,8 +383,10 @@ class StreamTranslator:
                 continue
             delta = choice.get("delta") or {}
             native = delta.get(NATIVE_DELTA)
-            if isinstance(native, Mapping):  # a thinking block, relayed by an Anthropic-kind upstream
-                if isinstance(native.get("content_block"), Mapping):
+            if isinstance(native, Mapping):  # relayed by an Anthropic-kind upstream: a thinking block, the stop
+                if isinstance(native.get("stop"), Mapping):
+                    self.native_stop = dict(native["stop"])
+                elif isinstance(native.get("content_block"), Mapping):
                     out += self._open_block(f"native:{self.index + 1}", dict(native["content_block"]))
                 elif isinstance(native.get("delta"), Mapping) and (self.open or "").startswith("native:"):
                     out.append(_event("content_block_delta", {"type": "content_block_delta", "index": self.index,
@@ -414,10 +418,11 @@ class StreamTranslator:
         out = self._start(self.model) + self._close_block()
         self.closed = True
         u = usage(self.usage)
-        out.append(_event("message_delta", {"type": "message_delta",
-                                            "delta": {"stop_reason": self.stop_reason or "end_turn",
-                                                      "stop_sequence": None},
-                                            "usage": u}))
+        stop = {"stop_reason": self.stop_reason or "end_turn", "stop_sequence": None}
+        if self.native_stop.get("stop_reason"):
+            stop = {"stop_reason": self.native_stop["stop_reason"],
+                    "stop_sequence": self.native_stop.get("stop_sequence")}
+        out.append(_event("message_delta", {"type": "message_delta", "delta": stop, "usage": u}))
         out.append(_event("message_stop", {"type": "message_stop"}))
         return b"".join(out)
 
