@@ -74,12 +74,13 @@ _CREDIT_TEXT = re.compile(r"credit balance is too low", re.IGNORECASE)
 _POLICY_TEXT = re.compile(r"blocked by content filtering policy", re.IGNORECASE)
 _MODEL_NOT_FOUND = re.compile(r"^\s*model:", re.IGNORECASE)
 
-# Thinking blocks, relayed only to clients that speak Anthropic themselves (the gateway's Anthropic dialect: a
-# conversation with thinking and tool use must send the thinking blocks back, signatures intact), as a chunk
-# delta ``{"x_anthropic": {"content_block": {...}}}`` / ``{"x_anthropic": {"delta": {...}}}``.
+# Content blocks OpenAI has no equivalent for (thinking, redacted_thinking, server tool use and results), relayed
+# only to clients that speak Anthropic themselves (the gateway's Anthropic dialect: a conversation with thinking
+# and tool use must send the thinking blocks back, signatures intact), as chunk deltas
+# ``{"x_anthropic": {"content_block": {...}}}`` and ``{"x_anthropic": {"delta": {...}}}`` (every delta of such a
+# block), and the exact stop as ``{"x_anthropic": {"stop": {"stop_reason", "stop_sequence"}}}``.
 NATIVE_DELTA = "x_anthropic"
-NATIVE_BLOCKS = frozenset({"thinking", "redacted_thinking"})
-NATIVE_DELTAS = frozenset({"thinking_delta", "signature_delta"})
+_TRANSLATED_BLOCKS = frozenset({"text", "tool_use"})
 
 _JSON_INSTRUCTION = (
     "Respond with a single valid JSON object and nothing else: no prose, no explanations, no Markdown code fences."
@@ -491,12 +492,13 @@ class AnthropicStreamDecoder(SSEStreamDecoder):
     """
 
     __slots__ = ("_adapter", "_include_usage", "_id", "_model", "_created", "_usage", "_tools",
-                 "started", "finished", "done", "_native")
+                 "started", "finished", "done", "_native", "_relayed")
     INCOMPLETE = "upstream stream ended before it was complete (no message_stop)"
 
     def __init__(self, adapter: AnthropicAdapter, include_usage: bool = False, native: bool = False) -> None:
         super().__init__()
         self._native = native  # the client speaks Anthropic (the gateway's Anthropic dialect): relay thinking
+        self._relayed: set[Any] = set()  # indices of the blocks relayed as they are
         self._adapter = adapter
         self._include_usage = include_usage
         self._id = ""
@@ -572,7 +574,8 @@ class AnthropicStreamDecoder(SSEStreamDecoder):
         block = data.get("content_block") or {}
         if block.get("type") == "text" and block.get("text"):
             out.append(self._chunk({"content": block["text"]}))
-        elif block.get("type") in NATIVE_BLOCKS and self._native:
+        elif self._native and block.get("type") not in _TRANSLATED_BLOCKS:
+            self._relayed.add(data.get("index"))
             out.append(self._chunk({NATIVE_DELTA: {"content_block": block}}))
         elif block.get("type") == "tool_use":
             k = len(self._tools)
@@ -586,6 +589,8 @@ class AnthropicStreamDecoder(SSEStreamDecoder):
 
     def _on_block_delta(self, data: dict[str, Any]) -> list[dict[str, Any]]:
         delta = data.get("delta") or {}
+        if self._relayed and data.get("index") in self._relayed:
+            return [self._chunk({NATIVE_DELTA: {"delta": delta}})]
         dtype = delta.get("type")
         if dtype == "text_delta" and delta.get("text"):
             return [*self._start(), self._chunk({"content": delta["text"]})]
@@ -594,8 +599,6 @@ class AnthropicStreamDecoder(SSEStreamDecoder):
             if k is None:
                 return []
             return [self._chunk({"tool_calls": [{"index": k, "function": {"arguments": delta["partial_json"]}}]})]
-        if dtype in NATIVE_DELTAS and self._native:
-            return [self._chunk({NATIVE_DELTA: {"delta": delta}})]
         return []  # thinking, signature and citation deltas have no OpenAI equivalent
 
     def _on_message_delta(self, data: dict[str, Any]) -> list[dict[str, Any]]:

@@ -535,3 +535,25 @@ def test_an_anthropic_upstreams_own_stop_reason_and_sequence_reach_the_anthropic
     assert events[-2][1]["delta"] == {"stop_reason": "stop_sequence", "stop_sequence": "END"}
     plain = adapter.stream_decoder({"messages": [USER]}).feed(sse)
     assert all("x_anthropic" not in c["choices"][0]["delta"] for c in plain if c["choices"])
+
+
+def test_server_tool_blocks_are_relayed_whole_to_the_anthropic_dialect():
+    sse = (b'event: message_start\ndata: {"type":"message_start","message":{"id":"m","model":"c","usage":{}}}\n\n'
+           b'event: content_block_start\ndata: {"type":"content_block_start","index":0,"content_block":'
+           b'{"type":"server_tool_use","id":"srvtoolu_1","name":"web_search","input":{}}}\n\n'
+           b'event: content_block_delta\ndata: {"type":"content_block_delta","index":0,'
+           b'"delta":{"type":"input_json_delta","partial_json":"{\\"query\\": \\"cve\\"}"}}\n\n'
+           b'event: content_block_start\ndata: {"type":"content_block_start","index":1,"content_block":'
+           b'{"type":"web_search_tool_result","tool_use_id":"srvtoolu_1","content":[]}}\n\n')
+    native = NativeBody({"messages": [USER]}, "anthropic", {"messages": [USER], "max_tokens": 5})
+    t = am.StreamTranslator("msg_1")
+    chunks = AnthropicAdapter(_target("anthropic")).stream_decoder(native).feed(sse)
+    events = _events(b"".join(t.chunk(c) for c in chunks))[2:]
+    assert events == [
+        ("content_block_start", {"type": "content_block_start", "index": 0, "content_block": {
+            "type": "server_tool_use", "id": "srvtoolu_1", "name": "web_search", "input": {}}}),
+        ("content_block_delta", {"type": "content_block_delta", "index": 0, "delta": {
+            "type": "input_json_delta", "partial_json": '{"query": "cve"}'}}),
+        ("content_block_stop", {"type": "content_block_stop", "index": 0}),
+        ("content_block_start", {"type": "content_block_start", "index": 1, "content_block": {
+            "type": "web_search_tool_result", "tool_use_id": "srvtoolu_1", "content": []}})]
