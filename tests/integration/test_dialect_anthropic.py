@@ -68,6 +68,7 @@ def test_every_provider_kind_answers_in_anthropic_format(healthy, route):
     assert [b.type for b in msg.content] == ["text"]
     assert msg.content[0].text == f"Hello from {upstream}. You said: What is the weather in Paris?"
     assert msg.usage.output_tokens == 11 and msg.usage.input_tokens == 8
+    assert msg._request_id == raw.headers["x-request-id"]
 
 
 @pytest.mark.parametrize("route", list(KINDS))

@@ -45,6 +45,7 @@ class _Dialect:
 
     name: str
     native_kind: str | None = None
+    id_header: bytes | None = None  # the vendor's own request-id header, set to the gateway's request id
 
     def translate(self, body: Any) -> dict[str, Any]:
         raise NotImplementedError
@@ -62,6 +63,7 @@ class _Dialect:
 class AnthropicDialect(_Dialect):
     name = anthropic_messages.DIALECT
     native_kind = "anthropic"
+    id_header = b"request-id"  # what the anthropic SDK reads as ``_request_id``
 
     def translate(self, body: Any) -> dict[str, Any]:
         return anthropic_messages.to_internal(body)
@@ -147,6 +149,8 @@ class _Translating:
             self.status = message["status"]
             headers = list(message.get("headers") or ())
             self.rid = _request_id(headers)
+            if self.dialect.id_header is not None and self.rid:
+                headers.append((self.dialect.id_header, self.rid.encode()))
             self.sse = any(k == b"content-type" and v.startswith(b"text/event-stream") for k, v in headers)
             if self.sse:
                 self.stream = self.dialect.stream(self.rid, self.request, self.internal)
