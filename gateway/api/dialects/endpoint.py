@@ -259,6 +259,8 @@ class DialectEndpoint:
             gw.metrics.requests.labels("none", str(e.status), d.name).inc()
             rid = self._ids()
             extra = [(b"x-request-id", rid.encode()), *((k.encode(), v.encode()) for k, v in e.headers.items())]
+            if d.id_header is not None:
+                extra.append((d.id_header, rid.encode()))
             await send_bytes(send, e.status, d.error(e.status, e.body()["error"], rid), [JSON_CT, *extra])
             gw.continuity.on_request(RequestRecord(
                 rid, time.time(), caller.name if caller is not None else None, "none", "none", False, e.status, gw.clock() - start,
