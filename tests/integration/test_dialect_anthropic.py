@@ -399,3 +399,16 @@ def test_caller_policy_holds_in_the_dialects(emu, make_gateway):
     with pytest.raises(openai.PermissionDeniedError):
         openai.OpenAI(base_url=gw.url + "/v1", api_key="limited-key-0123456789", max_retries=0).responses.create(
             model="anthropic-first", input="hi")
+
+
+def test_gateway_options_are_headers_never_body_fields(emu, healthy):
+    c = client(healthy)
+    raw = c.messages.with_raw_response.create(model="anthropic-first", max_tokens=10, messages=MSG,
+                                               extra_headers={"x-gateway-route": "openai-first"})
+    assert raw.headers["x-gateway-route"] == "openai-first" and raw.parse().model == "gpt-5"
+    # Body fields that look like gateway options are the vendor's: passed on, never read as config.
+    raw = c.messages.with_raw_response.create(model="anthropic-first", max_tokens=10, messages=MSG,
+                                               extra_body={"route": "openai-first", "x-gateway-route": "openai-first"})
+    assert raw.headers["x-gateway-route"] == "anthropic-first" and raw.parse().model == "claude"
+    sent = emu.attempts("claude-sonnet-emu")[-1]["request"]
+    assert sent["route"] == "openai-first" and sent["x-gateway-route"] == "openai-first"
