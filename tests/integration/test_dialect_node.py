@@ -68,3 +68,17 @@ def test_openai_node_and_the_ai_sdk_across_a_failover(emu, make_gateway, node_cl
     # The AI SDK sends the earlier answer as {"type": "item_reference", "id": ...}: its text comes from the store.
     followups = [a["request"]["messages"] for a in emu.attempts("gpt-5") if "And again" in json.dumps(a["request"])]
     assert followups and followups[0][1] == {"role": "assistant", "content": hello}, followups
+
+
+def test_a_stream_that_cannot_complete_is_a_failure_to_every_node_client(emu, make_gateway, node_clients):
+    gw = make_gateway(dialect_config(emu.url))
+    emu.set("gpt-5", "stream_cut:after=2")  # the route's only model: no continuation possible
+    run = subprocess.run([str(node_clients), str(NODE_DIR / "clients.mjs"), gw.url, GATEWAY_KEY, "openai-first",
+                          "cut"], check=False, capture_output=True, text=True, timeout=90)
+    assert run.returncode == 0, run.stderr[-2000:]
+    out = json.loads(run.stdout)
+    assert out["cut_raw"]["types"][-2:] == ["error", "response.failed"]
+    assert "response.completed" not in out["cut_raw"]["types"]
+    assert out["cut_raw"]["status"] == "failed" and out["cut_raw"]["code"] == "server_error"
+    assert "failed after it started" in out["cut_helper"]["error"]  # finalResponse() rejects
+    assert out["cut_ai_stream"]["finishReason"] == "error"  # the AI SDK: not a clean finish

@@ -1,11 +1,12 @@
 // The gateway's Responses API judged by openai-node and the Vercel AI SDK's default `openai(model)` provider.
-// Usage: node clients.mjs <gateway url> <gateway key> <route>
+// Usage: node clients.mjs <gateway url> <gateway key> <route> [cut]
 // Prints one JSON object with what each client saw; tests/integration/test_dialect_node.py asserts on it.
+// With "cut", only streams are run (the test makes every model of the route cut its stream).
 import OpenAI from "openai";
 import { createOpenAI } from "@ai-sdk/openai";
 import { generateText, jsonSchema, stepCountIs, streamText, tool } from "ai";
 
-const [url, key, route] = process.argv.slice(2);
+const [url, key, route, mode] = process.argv.slice(2);
 const out = {};
 const client = new OpenAI({ baseURL: url + "/v1", apiKey: key, maxRetries: 0, timeout: 15000 });
 const weather = {
@@ -19,6 +20,31 @@ async function step(name, fn) {
   } catch (e) {
     out[name] = { error: String(e && e.message ? e.message : e), status: e && e.status };
   }
+}
+
+const provider = createOpenAI({ baseURL: url + "/v1", apiKey: key });
+
+if (mode === "cut") {
+  await step("cut_raw", async () => {
+    const s = await client.responses.create({ model: route, input: "Hello there", stream: true });
+    const events = [];
+    for await (const ev of s) events.push(ev);
+    const last = events[events.length - 1];
+    return { types: events.map((e) => e.type), status: last.response && last.response.status,
+             code: last.response && last.response.error && last.response.error.code };
+  });
+  await step("cut_helper", async () => {
+    const final = await client.responses.stream({ model: route, input: "Hello there" }).finalResponse();
+    return { completed: final.status };
+  });
+  await step("cut_ai_stream", async () => {
+    const r = streamText({ model: provider(route), prompt: "Hello there", maxRetries: 0, onError: () => {} });
+    let text = "";
+    for await (const t of r.textStream) text += t;
+    return { text, finishReason: await r.finishReason };
+  });
+  console.log(JSON.stringify(out));
+  process.exit(0);
 }
 
 await step("create", async () => {
@@ -63,8 +89,6 @@ await step("json_schema", async () => {
   });
   return { parsed: JSON.parse(r.output_text) };
 });
-
-const provider = createOpenAI({ baseURL: url + "/v1", apiKey: key });
 
 await step("ai_generate", async () => {
   const r = await generateText({ model: provider(route), prompt: "Hello there", maxRetries: 0 });
