@@ -8,7 +8,7 @@ error classification (``classify_error``). The upstream client does the I/O; the
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -47,14 +47,17 @@ class NativeBody(dict):  # type: ignore[type-arg]
     translation. An attribute, not a key: it cannot be set from any JSON body, and adapters that copy the dict
     (``dict(body)``, ``{**body}``) drop it. Continuations build plain dicts, so they are translated."""
 
-    __slots__ = ("native", "native_headers", "native_kind")
+    __slots__ = ("native", "native_headers", "native_kind", "untranslatable")
 
     def __init__(self, body: Mapping[str, Any], native_kind: str, native: Mapping[str, Any],
-                 native_headers: Mapping[str, str] | None = None) -> None:
+                 native_headers: Mapping[str, str] | None = None,
+                 untranslatable: Sequence[tuple[str, str]] = ()) -> None:
         super().__init__(body)
         self.native_kind = native_kind
         self.native = native
         self.native_headers = native_headers or {}  # vendor request headers that go with the native body
+        # (param, what) of the parts only ``native_kind`` models can take; other adapters refuse the request.
+        self.untranslatable = tuple(untranslatable)
 
 
 def native_body(body: Mapping[str, Any], kind: str) -> Mapping[str, Any] | None:

@@ -412,3 +412,21 @@ def test_gateway_options_are_headers_never_body_fields(emu, healthy):
     assert raw.headers["x-gateway-route"] == "anthropic-first" and raw.parse().model == "claude"
     sent = emu.attempts("claude-sonnet-emu")[-1]["request"]
     assert sent["route"] == "openai-first" and sent["x-gateway-route"] == "openai-first"
+
+
+def test_anthropic_only_features_are_served_natively_and_never_silently_dropped(emu, gw):
+    """A server tool (Claude Code's WebSearch) goes natively to the Anthropic model; when only another vendor is
+    left, the answer is a 400 naming the tool, not an answer that ignored it."""
+    search = {"type": "web_search_20250305", "name": "web_search", "max_uses": 5}
+    c = client(gw)
+    msg = c.messages.create(model="anthropic-first", max_tokens=100, messages=MSG, tools=[search])
+    assert msg.model == "claude"
+    assert emu.attempts("claude-sonnet-emu")[-1]["request"]["tools"] == [search]
+    emu.set("claude-sonnet-emu", "withdrawn")
+    with pytest.raises(anthropic.BadRequestError) as e:
+        c.messages.create(model="anthropic-first", max_tokens=100, messages=MSG, tools=[search])
+    assert e.value.body["error"]["type"] == "invalid_request_error"
+    assert "tools[0].type: Anthropic server tool 'web_search_20250305' can only be served by anthropic-kind" in \
+        e.value.body["error"]["message"]
+    assert e.value.response.headers["x-gateway-attempts"] == "claude=withdrawn,gpt-5=bad_request"
+    assert emu.attempts("gpt-5") == []  # refused before any call

@@ -71,12 +71,10 @@ ANTHROPIC_BAD = [
     ({"messages": [USER]}, "max_tokens", "Missing required parameter: 'max_tokens'"),
     ({"max_tokens": True, "messages": [USER]}, "max_tokens", "got boolean"),
     ({"max_tokens": 1, "messages": [{"role": "system", "content": "x"}]}, "messages[0].role", "'user' or"),
-    ({"max_tokens": 1, "messages": [{"role": "user", "content": [{"type": "audio"}]}]}, "messages[0].content[0].type",
-     "cannot be translated"),
     ({"max_tokens": 1, "messages": [{"role": "user", "content": [{"type": "image", "source": "x"}]}]},
      "messages[0].content[0].source", "image source"),
-    ({"max_tokens": 1, "messages": [USER], "tools": [{"type": "web_search_20250305", "name": "web_search"}]},
-     "tools[0].type", "exists only on Anthropic"),
+    ({"max_tokens": 1, "messages": [{"role": "user", "content": [{"text": "no type"}]}]},
+     "messages[0].content[0].type", "a string"),
     ({"max_tokens": 1, "messages": [USER], "temperature": 1.5}, "temperature", "between 0 and 1"),
     ({"max_tokens": 1, "messages": [USER], "stop_sequences": [1]}, "stop_sequences[0]", "a string"),
     ({"max_tokens": 1, "messages": [USER], "metadata": {"user_id": 5}}, "metadata.user_id", "a string"),
@@ -92,6 +90,39 @@ def test_anthropic_bad_requests_name_the_field(body, param, text):
     with pytest.raises(GatewayError) as e:
         am.to_internal(body)
     assert e.value.status == 400 and e.value.param == param and text in e.value.message
+
+
+def test_anthropic_only_parts_are_left_out_and_noted():
+    notes: list = []
+    body = {"max_tokens": 1, "mcp_servers": [{"type": "url", "url": "https://mcp"}],
+            "tools": [{"type": "web_search_20250305", "name": "web_search"}, {"name": "f"}],
+            "messages": [{"role": "user", "content": [
+                {"type": "text", "text": "read"},
+                {"type": "document", "source": {"type": "base64", "media_type": "application/pdf", "data": "JVB"}},
+                {"type": "image", "source": {"type": "file", "file_id": "file_1"}},
+                {"type": "search_result", "source": "s", "title": "t", "content": []}]},
+                         {"role": "assistant", "content": [
+                             {"type": "server_tool_use", "id": "s1", "name": "web_search", "input": {}},
+                             {"type": "web_search_tool_result", "tool_use_id": "s1", "content": []},
+                             {"type": "text", "text": "found it"}]}]}
+    internal = am.to_internal(body, notes=notes)
+    assert internal["messages"] == [{"role": "user", "content": [{"type": "text", "text": "read"}]},
+                                    {"role": "assistant", "content": "found it"}]
+    assert [t["function"]["name"] for t in internal["tools"]] == ["f"]
+    assert notes == [("messages[0].content[1].source", "a document other than plain text"),
+                     ("messages[0].content[2].source.type", "image source type 'file'"),
+                     ("messages[0].content[3].type", "content block type 'search_result'"),
+                     ("tools[0].type", "Anthropic server tool 'web_search_20250305'"),
+                     ("mcp_servers", "MCP servers are connected by Anthropic's API")]
+    native = NativeBody(internal, "anthropic", body, None, notes)
+    sent = orjson.loads(AnthropicAdapter(_target("anthropic")).build_request(native, False).body)
+    assert sent["tools"] == body["tools"] and sent["mcp_servers"] == body["mcp_servers"]
+    from gateway.errors import UpstreamError
+
+    with pytest.raises(UpstreamError) as e:
+        OpenAIAdapter(_target("openai")).build_request(native, False)
+    assert e.value.kind.value == "bad_request" and e.value.param == "messages[0].content[1].source"
+    assert "can only be served by anthropic-kind models" in e.value.message
 
 
 def test_count_tokens_is_an_estimate_without_max_tokens():

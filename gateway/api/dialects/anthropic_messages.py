@@ -6,10 +6,13 @@ Anthropic field: ``messages[1].content[0].source.data``):
 - ``system`` (string or text blocks) -> one system message; ``cache_control`` has no OpenAI equivalent and is
   dropped in translation (kept when an Anthropic-kind model serves: the original body is sent natively).
 - user blocks: ``text``; ``image`` (base64 -> data URL, url); ``tool_result`` -> a ``tool`` message (before the
-  user's other content, in order; ``is_error`` is prefixed to the text as ``[error] ``).
-- assistant blocks: ``text``; ``tool_use`` -> ``tool_calls``; ``thinking``/``redacted_thinking`` dropped.
-- ``tools`` (custom tools: name, description, input_schema) -> function tools; Anthropic server tools
-  (``web_search_*``, ``bash_*``, ...) exist only on Anthropic and are refused with a 400 naming the tool.
+  user's other content, in order; ``is_error`` is prefixed to the text as ``[error] ``); plain-text documents.
+- assistant blocks: ``text``; ``tool_use`` -> ``tool_calls``; earlier turns' thinking and server tool blocks
+  are left out (the assistant's own text says what it made of them).
+- ``tools`` (custom tools: name, description, input_schema) -> function tools.
+- Anthropic-only parts of the request (server tools such as ``web_search_*``, ``mcp_servers``, PDFs, file or
+  other non-text sources, non-text tool results): the request still goes natively to an Anthropic-kind model;
+  any other model answers 400 naming the part (``Untranslatable`` notes), never a silently different answer.
 - ``tool_choice`` auto/any/tool/none -> auto/required/function/none; ``disable_parallel_tool_use`` ->
   ``parallel_tool_calls: false``.
 - ``stop_sequences`` -> ``stop`` (the first 4: OpenAI's limit); ``temperature``, ``top_p`` as is; ``top_k`` has
@@ -30,7 +33,7 @@ Anthropic-kind model relays its own ``stop_reason`` and ``stop_sequence``.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, NamedTuple
 
 import orjson
 
@@ -63,9 +66,21 @@ _THINKING_BLOCKS = frozenset({"thinking", "redacted_thinking"})
 
 
 # -- request -----------------------------------------------------------------------------------------------
-def to_internal(body: Any, *, count_only: bool = False) -> dict[str, Any]:
+class Untranslatable(NamedTuple):
+    """A part of a valid Messages request that only an Anthropic model can take (a server tool, a PDF, ...)."""
+
+    param: str
+    reason: str
+
+
+def to_internal(body: Any, *, count_only: bool = False, notes: list[Untranslatable] | None = None) -> dict[str, Any]:
     """A Messages request -> the internal chat request; raises ``GatewayError(400)`` naming the field.
-    ``count_only`` (``/v1/messages/count_tokens``): ``max_tokens`` is not required."""
+    ``count_only`` (``/v1/messages/count_tokens``): ``max_tokens`` is not required.
+
+    Parts only an Anthropic model can take are left out of the internal request and listed in ``notes``; the
+    request then goes natively to an Anthropic-kind model, and any other model answers 400 naming the first
+    such part (``providers.common.refuse_untranslatable``), rather than silently answer a different question."""
+    notes = [] if notes is None else notes
     if not isinstance(body, dict):
         raise GatewayError(400, "The request body must be a JSON object.", code="invalid_request")
     out: dict[str, Any] = {}
@@ -85,9 +100,11 @@ def to_internal(body: Any, *, count_only: bool = False) -> dict[str, Any]:
     if not isinstance(raw, list) or not raw:
         raise bad("messages", "expected a non-empty array of messages")
     for i, msg in enumerate(raw):
-        _message(msg, f"messages[{i}]", messages)
+        _message(msg, f"messages[{i}]", messages, notes)
     if not any(m["role"] != "system" for m in messages):
-        raise bad("messages", "at least one user or assistant message with content is required")
+        if not notes:
+            raise bad("messages", "at least one user or assistant message with content is required")
+        messages.append({"role": "user", "content": ""})  # everything was Anthropic-only: see ``notes``
     out["messages"] = messages
     max_tokens = positive_int(body, "max_tokens", required=not count_only)
     if max_tokens is not None:
@@ -116,7 +133,11 @@ def to_internal(body: Any, *, count_only: bool = False) -> dict[str, Any]:
     optional(body, "thinking", dict, "an object")  # checked; see the module docstring for the rule
     tools = optional(body, "tools", list, "an array of tools")
     if tools:
-        out["tools"] = [_tool(t, f"tools[{j}]") for j, t in enumerate(tools)]
+        translated = [t for t in (_tool(t, f"tools[{j}]", notes) for j, t in enumerate(tools)) if t is not None]
+        if translated:
+            out["tools"] = translated
+    if body.get("mcp_servers") is not None:
+        notes.append(Untranslatable("mcp_servers", "MCP servers are connected by Anthropic's API"))
     choice = optional(body, "tool_choice", dict, "an object")
     if choice is not None:
         _tool_choice(choice, out)
@@ -137,7 +158,7 @@ def _system_text(system: Any) -> str:
     return "\n\n".join(parts)
 
 
-def _message(msg: Any, path: str, out: list[dict[str, Any]]) -> None:
+def _message(msg: Any, path: str, out: list[dict[str, Any]], notes: list[Untranslatable]) -> None:
     expect(msg, dict, path, "a message object")
     role = msg.get("role")
     if role not in ("user", "assistant"):
@@ -150,7 +171,7 @@ def _message(msg: Any, path: str, out: list[dict[str, Any]]) -> None:
     if role == "assistant":
         _assistant(content, path, out)
     else:
-        _user(content, path, out)
+        _user(content, path, out, notes)
 
 
 def _block(block: Any, p: str) -> str:
@@ -158,23 +179,26 @@ def _block(block: Any, p: str) -> str:
     return expect(block.get("type"), str, f"{p}.type", "a string")
 
 
-def _user(content: list[Any], path: str, out: list[dict[str, Any]]) -> None:
+def _user(content: list[Any], path: str, out: list[dict[str, Any]], notes: list[Untranslatable]) -> None:
     parts: list[dict[str, Any]] = []
     for j, block in enumerate(content):
         p = f"{path}.content[{j}]"
         btype = _block(block, p)
-        if btype == "text":
-            parts.append({"type": "text", "text": expect(block.get("text"), str, f"{p}.text", "a string")})
-        elif btype == "image":
-            parts.append(_image(block.get("source"), f"{p}.source"))
-        elif btype == "tool_result":
-            out.append({"role": "tool",
-                        "tool_call_id": expect(block.get("tool_use_id"), str, f"{p}.tool_use_id", "a string"),
-                        "content": _tool_result_text(block, p)})
-        elif btype == "document":
-            parts.append({"type": "text", "text": _document_text(block, p)})
-        else:
-            raise bad(f"{p}.type", f"content block type {btype!r} cannot be translated for non-Anthropic models")
+        try:
+            if btype == "text":
+                parts.append({"type": "text", "text": expect(block.get("text"), str, f"{p}.text", "a string")})
+            elif btype == "image":
+                parts.append(_image(block.get("source"), f"{p}.source"))
+            elif btype == "tool_result":
+                out.append({"role": "tool",
+                            "tool_call_id": expect(block.get("tool_use_id"), str, f"{p}.tool_use_id", "a string"),
+                            "content": _tool_result_text(block, p)})
+            elif btype == "document":
+                parts.append({"type": "text", "text": _document_text(block, p)})
+            else:
+                raise _Only(f"{p}.type", f"content block type {btype!r}")
+        except _Only as e:
+            notes.append(Untranslatable(*e.args))
     if parts:
         out.append({"role": "user", "content": parts})
 
@@ -193,8 +217,8 @@ def _assistant(content: list[Any], path: str, out: list[dict[str, Any]]) -> None
             calls.append({"id": expect(block.get("id"), str, f"{p}.id", "a string"), "type": "function",
                           "function": {"name": expect(block.get("name"), str, f"{p}.name", "a string"),
                                        "arguments": dumps(args)}})
-        elif btype not in _THINKING_BLOCKS:
-            raise bad(f"{p}.type", f"content block type {btype!r} cannot be translated for non-Anthropic models")
+        # Earlier turns' thinking and server tool blocks (web search calls and results, ...) are left out: the
+        # assistant's own text says what it made of them, and the conversation can still move to another model.
     msg: dict[str, Any] = {"role": "assistant", "content": "".join(texts) if texts or not calls else None}
     if calls:
         msg["tool_calls"] = calls
@@ -211,14 +235,14 @@ def _image(source: Any, p: str) -> dict[str, Any]:
         return {"type": "image_url", "image_url": {"url": f"data:{media};base64,{data}"}}
     if stype == "url":
         return {"type": "image_url", "image_url": {"url": expect(source.get("url"), str, f"{p}.url", "a string")}}
-    raise bad(f"{p}.type", "expected 'base64' or 'url'")
+    raise _Only(f"{p}.type", f"image source type {stype!r}")
 
 
 def _document_text(block: Mapping[str, Any], p: str) -> str:
     source = block.get("source")
     if isinstance(source, dict) and source.get("type") == "text":
         return expect(source.get("data"), str, f"{p}.source.data", "a string")
-    raise bad(f"{p}.source", "only plain-text documents can be translated for non-Anthropic models")
+    raise _Only(f"{p}.source", "a document other than plain text")
 
 
 def _tool_result_text(block: Mapping[str, Any], p: str) -> str:
@@ -233,20 +257,19 @@ def _tool_result_text(block: Mapping[str, Any], p: str) -> str:
             if _block(part, q) == "text":
                 pieces.append(expect(part.get("text"), str, f"{q}.text", "a string"))
             else:
-                raise bad(f"{q}.type", "only text blocks in a tool_result can be translated for non-Anthropic "
-                          "models")
+                raise _Only(f"{q}.type", "a non-text block in a tool_result")
         text = "\n".join(pieces)
     if optional(block, "is_error", bool, "a boolean", f"{p}."):
         text = "[error] " + text
     return text
 
 
-def _tool(tool: Any, p: str) -> dict[str, Any]:
+def _tool(tool: Any, p: str, notes: list[Untranslatable]) -> dict[str, Any] | None:
     expect(tool, dict, p, "a tool object")
     ttype = tool.get("type")
     if ttype not in (None, "custom"):
-        raise bad(f"{p}.type", f"Anthropic server tool {ttype!r} exists only on Anthropic models; the gateway "
-                  "cannot offer it on other vendors' models")
+        notes.append(Untranslatable(f"{p}.type", f"Anthropic server tool {ttype!r}"))
+        return None
     fn: dict[str, Any] = {"name": expect(tool.get("name"), str, f"{p}.name", "a string")}
     desc = optional(tool, "description", str, "a string", f"{p}.")
     if desc:
@@ -271,6 +294,10 @@ def _tool_choice(choice: Mapping[str, Any], out: dict[str, Any]) -> None:
         raise bad("tool_choice.type", "expected auto, any, tool or none")
     if optional(choice, "disable_parallel_tool_use", bool, "a boolean", "tool_choice.") and "tools" in out:
         out["parallel_tool_calls"] = False
+
+
+class _Only(Exception):
+    """Raised inside a block's translation: the block is Anthropic-only (args: param, what)."""
 
 
 def count_tokens(internal: Mapping[str, Any]) -> dict[str, int]:

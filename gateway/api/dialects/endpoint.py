@@ -47,7 +47,8 @@ class _Dialect:
     native_kind: str | None = None
     id_header: bytes | None = None  # the vendor's own request-id header, set to the gateway's request id
 
-    def translate(self, body: Any) -> dict[str, Any]:
+    def translate(self, body: Any) -> tuple[dict[str, Any], list[tuple[str, str]]]:
+        """The internal request, and the parts only ``native_kind`` models can take (param, what)."""
         raise NotImplementedError
 
     def error(self, status: int, err: dict[str, Any] | None, rid: str | None) -> bytes:
@@ -65,8 +66,9 @@ class AnthropicDialect(_Dialect):
     native_kind = "anthropic"
     id_header = b"request-id"  # what the anthropic SDK reads as ``_request_id``
 
-    def translate(self, body: Any) -> dict[str, Any]:
-        return anthropic_messages.to_internal(body)
+    def translate(self, body: Any) -> tuple[dict[str, Any], list[tuple[str, str]]]:
+        notes: list[anthropic_messages.Untranslatable] = []
+        return anthropic_messages.to_internal(body, notes=notes), list(notes)
 
     def error(self, status: int, err: dict[str, Any] | None, rid: str | None) -> bytes:
         if err is not None and err.get("code") == "missing_api_key":
@@ -87,8 +89,8 @@ class ResponsesDialect(_Dialect):
     def __init__(self, store: ResponseStore) -> None:
         self.store = store
 
-    def translate(self, body: Any) -> dict[str, Any]:
-        return responses.to_internal(body, self.store)
+    def translate(self, body: Any) -> tuple[dict[str, Any], list[tuple[str, str]]]:
+        return responses.to_internal(body, self.store), []
 
     def _keep(self, resp_id: str, request: Any, internal: dict[str, Any], items: list[dict[str, Any]]) -> None:
         if request.get("store") is not False:
@@ -253,7 +255,7 @@ class DialectEndpoint:
             except orjson.JSONDecodeError as e:
                 raise GatewayError(400, f"We could not parse the JSON body of your request: {e}",
                                    code="invalid_json") from None
-            internal = d.translate(original)
+            internal, notes = d.translate(original)
         except GatewayError as e:
             gw = self.gw
             gw.metrics.requests.labels("none", str(e.status), d.name).inc()
@@ -273,7 +275,7 @@ class DialectEndpoint:
             kind = d.native_kind
             beta = header(scope, b"anthropic-beta")
             extra = {"anthropic-beta": beta} if beta else None
-            scope["gateway.wrap_body"] = lambda body: NativeBody(body, kind, original, extra)
+            scope["gateway.wrap_body"] = lambda body: NativeBody(body, kind, original, extra, notes)
         replayed = False
 
         async def replay() -> dict[str, Any]:
