@@ -430,3 +430,17 @@ def test_anthropic_only_features_are_served_natively_and_never_silently_dropped(
         e.value.body["error"]["message"]
     assert e.value.response.headers["x-gateway-attempts"] == "claude=withdrawn,gpt-5=bad_request"
     assert emu.attempts("gpt-5") == []  # refused before any call
+
+
+@pytest.mark.parametrize("route", [r for r in KINDS if r != "anthropic-first"])
+def test_claude_code_request_is_served_by_every_other_provider_kind(healthy, route):
+    with httpx.stream("POST", healthy.url + "/v1/messages", json={**CLAUDE_CODE, "model": route},
+                      headers=CLAUDE_CODE_HEADERS, timeout=15) as r:
+        events = _sse_events(r.read().decode())
+    assert r.status_code == 200 and r.headers["x-gateway-attempts"] == f"{KINDS[route][0]}=ok"
+    assert events[0][1]["message"]["model"] == KINDS[route][0] and events[-1][0] == "message_stop"
+    tool = next(d["content_block"] for n, d in events if n == "content_block_start")
+    assert tool["type"] == "tool_use" and tool["name"] == "Task"
+    partial = "".join(d["delta"]["partial_json"] for n, d in events
+                      if n == "content_block_delta" and d["delta"]["type"] == "input_json_delta")
+    assert json.loads(partial) == {"path": "example"}
