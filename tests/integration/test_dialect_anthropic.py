@@ -444,3 +444,16 @@ def test_claude_code_request_is_served_by_every_other_provider_kind(healthy, rou
     partial = "".join(d["delta"]["partial_json"] for n, d in events
                       if n == "content_block_delta" and d["delta"]["type"] == "input_json_delta")
     assert json.loads(partial) == {"path": "example"}
+
+
+def test_auto_routing_classifies_the_dialects_prompt(healthy):
+    text = [{"type": "text", "text": "context"}, {"type": "text", "text": "is this SQL injection?"}]
+    raw = client(healthy).messages.with_raw_response.create(model="auto", max_tokens=10,
+                                                             messages=[{"role": "user", "content": text}])
+    assert raw.headers["x-gateway-route"] == "security-review"
+    import openai
+
+    raw = openai.OpenAI(base_url=healthy.url + "/v1", api_key=GATEWAY_KEY, max_retries=0).responses \
+        .with_raw_response.create(model="auto", input=[{"role": "user", "content": [
+            {"type": "input_text", "text": "find the XSS here"}]}])
+    assert raw.headers["x-gateway-route"] == "security-review"
