@@ -195,3 +195,13 @@ def test_any_json_shape_is_a_400_naming_the_field(healthy):
                        headers={"authorization": f"Bearer {GATEWAY_KEY}"})
         assert r.status_code == 400, body
         assert r.json()["error"]["param"] == param, body
+
+
+def test_the_store_can_be_turned_off(emu, make_gateway):
+    gw = make_gateway(dialect_config(emu.url, responses_store={"max_responses": 0}))
+    c = client(gw)
+    first = c.responses.create(model="openai-first", input="hi")
+    assert first.store is False
+    with pytest.raises(openai.BadRequestError) as e:
+        c.responses.create(model="openai-first", input="more", previous_response_id=first.id)
+    assert e.value.body["param"] == "previous_response_id"

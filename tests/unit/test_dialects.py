@@ -588,3 +588,14 @@ def test_server_tool_blocks_are_relayed_whole_to_the_anthropic_dialect():
         ("content_block_stop", {"type": "content_block_stop", "index": 0}),
         ("content_block_start", {"type": "content_block_start", "index": 1, "content_block": {
             "type": "web_search_tool_result", "tool_use_id": "srvtoolu_1", "content": []}})]
+
+
+def test_store_limits_follow_the_config_and_zero_turns_it_off():
+    from gateway.config.model import ResponsesStoreConfig
+
+    cfg = [ResponsesStoreConfig(max_responses=2)]
+    store = ResponseStore(Clock(), limits=lambda: cfg[0])
+    assert store.put("r1", [USER], []) and store.enabled
+    cfg[0] = ResponsesStoreConfig(max_responses=0)
+    assert not store.enabled and not store.put("r2", [USER], [])
+    assert store.conversation("r1") is None and len(store) == 0

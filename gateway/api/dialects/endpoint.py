@@ -93,21 +93,27 @@ class ResponsesDialect(_Dialect):
         return responses.to_internal(body, self.store), []
 
     def _keep(self, resp_id: str, request: Any, internal: dict[str, Any], items: list[dict[str, Any]]) -> None:
-        if request.get("store") is not False:
+        if request["store"]:
             self.store.put(resp_id, [*responses.history(request, internal), *responses.output_messages(items)],
                            items)
+
+    def _request(self, request: Any) -> dict[str, Any]:
+        """The request as the answer echoes it: ``store`` says whether the answer will be kept."""
+        return {**request, "store": request.get("store") is not False and self.store.enabled}
 
     def error(self, status: int, err: dict[str, Any] | None, rid: str | None) -> bytes:
         return orjson.dumps({"error": err or {"message": f"HTTP {status}", "type": "server_error", "param": None,
                                               "code": None}})
 
     def answer(self, result: dict[str, Any], rid: str, request: Any, internal: dict[str, Any]) -> bytes:
+        request = self._request(request)
         out = responses.from_completion(result, "resp_" + rid, request)
         self._keep(out["id"], request, internal, out["output"])
         return orjson.dumps(out)
 
     def stream(self, rid: str, request: Any, internal: dict[str, Any]) -> Any:
         resp_id = "resp_" + rid
+        request = self._request(request)
         return responses.StreamTranslator(resp_id, request,
                                           lambda items: self._keep(resp_id, request, internal, items))
 
@@ -313,7 +319,8 @@ def dialect_routes(gw: Gateway, chat: ChatEndpoint,
     return {
         "/v1/messages": DialectEndpoint(gw, chat, AnthropicDialect(), authenticate),
         "/v1/messages/count_tokens": count_tokens_endpoint(gw, authenticate),
-        "/v1/responses": DialectEndpoint(gw, chat, ResponsesDialect(ResponseStore(gw.clock)), authenticate),
+        "/v1/responses": DialectEndpoint(gw, chat, ResponsesDialect(ResponseStore(
+            gw.clock, limits=lambda: gw.runtime.config.responses_store)), authenticate),
     }
 
 

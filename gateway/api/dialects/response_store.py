@@ -3,9 +3,10 @@
 OpenAI's Responses API stores answers by default (``store`` defaults to true) and clients lean on it: a
 follow-up names ``previous_response_id``, and the Vercel AI SDK replays earlier assistant turns as
 ``{"type": "item_reference", "id": ...}``. The gateway keeps the last ``max_responses`` stored answers for
-``ttl`` seconds and at most ``max_chars`` characters of conversation in all, in this process only: after a
-restart, or on another worker/replica, a reference is not found and the request gets a clear 400 (send the
-whole conversation as ``input`` with ``store: false`` to be independent of it). Oldest entries go first.
+``ttl`` seconds and at most ``max_chars`` characters of conversation in all (config ``responses_store``, read
+on every store so a reload applies), in memory, in this process only: after a restart, or on another
+worker/replica, a reference is not found and the request gets a clear 400 (send the whole conversation as
+``input`` with ``store: false`` to be independent of it). Oldest entries go first.
 
 What is kept per response: the conversation as internal chat messages (the earlier turns, this request's input
 without its ``instructions``, which OpenAI does not carry over, and the answer), and each output item by id.
@@ -36,8 +37,11 @@ class Stored:
 
 class ResponseStore:
     def __init__(self, clock: Callable[[], float], *, max_responses: int = MAX_RESPONSES, max_chars: int = MAX_CHARS,
-                 ttl: float = TTL) -> None:
+                 ttl: float = TTL, limits: Callable[[], Any] | None = None) -> None:
+        """``limits``: returns the current ``ResponsesStoreConfig`` (a reload applies on the next ``put``);
+        without it the keyword limits hold."""
         self._clock = clock
+        self._limits = limits
         self.max_responses = max_responses
         self.max_chars = max_chars
         self.ttl = ttl
@@ -48,11 +52,27 @@ class ResponseStore:
     def __len__(self) -> int:
         return len(self._responses)
 
-    def put(self, resp_id: str, messages: Sequence[dict[str, Any]], items: Sequence[dict[str, Any]]) -> None:
-        """Keep one answer. A conversation larger than the whole budget is not kept."""
+    @property
+    def enabled(self) -> bool:
+        self._refresh()
+        return self.max_responses > 0
+
+    def _refresh(self) -> None:
+        if self._limits is not None:
+            cfg = self._limits()
+            self.max_responses, self.max_chars, self.ttl = cfg.max_responses, int(cfg.max_mb * 1024 * 1024), cfg.ttl
+
+    def put(self, resp_id: str, messages: Sequence[dict[str, Any]], items: Sequence[dict[str, Any]]) -> bool:
+        """Keep one answer; False when it was not kept (the store is off, or the conversation is larger than the
+        whole budget)."""
+        self._refresh()
+        if self.max_responses <= 0:
+            while self._responses:
+                self._drop(next(iter(self._responses)))
+            return False
         chars = len(orjson.dumps(list(messages)))
         if chars > self.max_chars:
-            return
+            return False
         self._evict_expired()
         while self._responses and (len(self._responses) >= self.max_responses or
                                    self._chars + chars > self.max_chars):
@@ -62,6 +82,7 @@ class ResponseStore:
         for item in items:
             if isinstance(item.get("id"), str):
                 self._items[item["id"]] = (resp_id, item)
+        return True
 
     def conversation(self, resp_id: str) -> tuple[dict[str, Any], ...] | None:
         s = self._live(resp_id)
