@@ -27,4 +27,7 @@ def test_demo_shows_a_failover_and_metrics():
     assert len(sdk) == 2 and "served by fable-5" in sdk[0] and "attempts: fable-5=ok" in sdk[0]
     assert "served by gpt-5" in sdk[1] and "stop_reason=end_turn" in sdk[1]
     assert 'gateway_failovers_total{from_model="fable-5",reason="withdrawn"' in text
+    # Step 1b: "fix this code" and "review this code for security issues" on an injectable handler, model auto.
+    step = text.split("== 1b.")[1].split("== 2.")[0]
+    assert step.count("route=security-review") == 2, step
     assert "Traceback" not in out.stderr
