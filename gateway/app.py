@@ -312,11 +312,11 @@ class GatewayApp:
         self.api = build_api(gw)
         self.chat = ChatEndpoint(gw)
         gw.quiesce = self.chat.wait_idle
+        self.dialects = dialect_routes(gw, self.chat, authenticate)  # /v1/messages, /v1/responses (pure ASGI)
 
     def drain(self, graceful_timeout: float) -> None:
         """Shutdown began (``gateway.server`` calls this): requests get ``graceful_timeout`` seconds."""
         self.chat.drain(graceful_timeout)
-        self.dialects = dialect_routes(gw, self.chat, authenticate)  # /v1/messages, /v1/responses (pure ASGI)
 
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
         if scope["type"] == "http" and scope["path"] in self.dialects:

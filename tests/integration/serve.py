@@ -40,9 +40,11 @@ def serve(config: dict[str, Any], workdir: Path, *args: str, scheme: str = "http
                 if httpx.get(url + "/healthz", timeout=1, verify=verify).status_code == 200:
                     break
             except httpx.HTTPError:
-                if proc.poll() is not None or time.monotonic() > deadline:
-                    raise RuntimeError(f"gateway serve did not come up: {proc.stderr.read()!r}") from None
-                time.sleep(0.1)
+                pass
+            if proc.poll() is not None or time.monotonic() > deadline:
+                proc.kill()
+                raise RuntimeError(f"gateway serve did not come up: {proc.communicate(timeout=10)[1]!r}")
+            time.sleep(0.1)
         yield proc, url
     finally:
         if proc.poll() is None:
