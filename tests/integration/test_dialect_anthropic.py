@@ -242,7 +242,8 @@ def test_non_object_bodies_are_400_in_anthropic_shape(healthy):
 
 
 def test_dialect_endpoints_are_in_the_openapi_document(healthy):
-    paths = httpx.get(healthy.url + "/openapi.json").json()["paths"]
+    # The document itself (GET /openapi.json needs an admin key: tests/integration/test_admin_surface.py).
+    paths = healthy.app.api.openapi()["paths"]
     assert paths["/v1/messages"]["post"]["requestBody"]["content"]["application/json"]["schema"]["required"] == [
         "messages", "max_tokens"]
     assert "/v1/messages/count_tokens" in paths and "/v1/responses" in paths
