@@ -31,10 +31,11 @@ from gateway.config.loader import load_config
 from gateway.config.paths import state_dir
 from gateway.errors import GatewayError
 from gateway.failover.engine import FailoverEngine
-from gateway.failover.state import MemoryStateStore
 from gateway.failover.withdrawals import WithdrawalDB, Withdrawals
 from gateway.observability.metrics import Metrics
 from gateway.runtime import Runtime, build_runtime
+from gateway.state.live import FleetState
+from gateway.state.wiring import StateStoreUpCollector, make_fleet, make_state, probe_ttl
 from gateway.upstream import UpstreamClient
 
 log = logging.getLogger("gateway")
@@ -55,7 +56,7 @@ class Gateway:
         self.clock = clock
         self.sync_interval = sync_interval  # how often operator withdrawals are re-read from the shared DB
         self.config_path = config_path
-        self.state = MemoryStateStore(clock)
+        self.state = make_state(runtime.config, clock)  # memory, or the local cache of the fleet's shared state
         self.engine = FailoverEngine(self.state, clock, sleep)
         self.metrics = Metrics()
         self.upstream: UpstreamClient = None  # type: ignore[assignment]  # set in the lifespan
@@ -78,6 +79,9 @@ class Gateway:
         )
         self.metrics.watch_withdrawn(self._withdrawn)
         self.continuity = Continuity(self)  # audit writer, JSON request log, route-health gauges
+        self.fleet = make_fleet(runtime.config, self.state, self.withdrawals, self._reread_withdrawals,
+                                self.lifecycle)  # None unless state.backend is redis
+        self.metrics.registry.register(StateStoreUpCollector(self.fleet))
         self.state.on_transition = self.lifecycle
 
     def _state_dir(self, runtime: Runtime) -> Path | None:
@@ -87,6 +91,12 @@ class Gateway:
         f = runtime.config.failover
         self.state.configure(runtime.targets, f.breaker.failures, f.breaker.cooldown, f.withdrawn_recheck)
         self.withdrawals.configure(runtime.targets, f.withdrawn_recheck)
+        if isinstance(self.state, FleetState):
+            self.state.probe_ttl = probe_ttl(runtime.config)
+
+    async def _reread_withdrawals(self) -> list[Any] | None:
+        db = self.withdrawals_db
+        return None if db is None else await asyncio.to_thread(db.current)
 
     def lifecycle(self, event: str, **fields: Any) -> None:
         """One JSON line on the ``gateway.lifecycle`` logger (reload, withdrawal, drill, breaker transitions)."""
@@ -106,6 +116,8 @@ class Gateway:
                 for e in self.withdrawals.withdrawals.values():
                     log.warning("withdrawal in force: %s %s by %s: %s", e.target, e.name, e.actor, e.reason)
             await self.continuity.start()
+            if self.fleet is not None:
+                await self.fleet.start()  # never fails: an unreachable store means local state until it is back
             self.reloader.start()
             # Everything loaded so far lives as long as the process: keep it out of the garbage collector's scans
             # (fewer, shorter pauses on the request path).
@@ -121,6 +133,8 @@ class Gateway:
                 with contextlib.suppress(asyncio.CancelledError):
                     await self._sync_task
                 self._sync_task = None
+            if self.fleet is not None:
+                await self.fleet.stop()
             await self.continuity.aclose()  # uvicorn let in-flight requests finish first: nothing answered is lost
             await self.upstream.aclose()
             self.upstream = None  # type: ignore[assignment]

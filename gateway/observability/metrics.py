@@ -33,6 +33,7 @@ ROUTES_WITHOUT_HEALTHY_FALLBACK = "gateway_routes_without_healthy_fallback"
 ROUTE_MODEL_INFO = "gateway_route_model_info"
 AUDIT_QUEUE_DEPTH = "gateway_audit_queue_depth"
 AUDIT_DROPPED_TOTAL = "gateway_audit_dropped_total"
+STATE_STORE_UP = "gateway_state_store_up"
 
 _LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120)
 _DEPTH_BUCKETS = (0, 1, 2, 3, 4, 5, 8)

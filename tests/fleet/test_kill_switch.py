@@ -1,0 +1,56 @@
+"""The kill switch across a fleet: 2 replicas x 2 workers (``gateway serve --workers 2``) sharing one real
+redis-server, each replica with its own state_dir (only Redis connects them)."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+from tests.fleet.conftest import admin, chat, fleet_config
+
+WITHDRAW = {"target": "model", "name": "fable-5", "reason": "Commerce Department directive", "actor": "jane@corp",
+            "contact": "never"}
+
+
+def _load(gps, stop: threading.Event, results: list[int], per: int = 2) -> list[threading.Thread]:
+    def run(gp) -> None:
+        while not stop.is_set():
+            try:
+                results.append(chat(gp).status_code)
+            except Exception:  # noqa: BLE001 - a transport failure counts as a failed request
+                results.append(-1)
+
+    threads = [threading.Thread(target=run, args=(gp,), daemon=True) for gp in gps for _ in range(per)]
+    for t in threads:
+        t.start()
+    return threads
+
+
+def test_withdrawal_is_in_force_on_all_four_workers_before_the_admin_call_returns(emu, redis_server, replicas, tmp_path):
+    r0, r1 = replicas(fleet_config(emu.url, redis_server.url, tmp_path))
+    stop = threading.Event()
+    results: list[int] = []
+    threads = _load([r0, r1], stop, results)
+    try:
+        time.sleep(0.5)
+        assert emu.attempts("fable-5"), "the load never reached the model to be withdrawn"
+        r = admin(r0, "POST", "/admin/withdrawals", json=WITHDRAW)
+        returned = time.time()
+        assert r.status_code == 201, r.text
+        prop = r.json()["propagation"]
+        assert prop["complete"] is True and prop["not_applied"] == [], prop
+        assert len(prop["applied"]) == 4 and {w.split("/")[0] for w in prop["applied"]} == {"r0", "r1"}, prop
+        time.sleep(1.0)  # keep the load on: any worker that still used the model would contact it now
+    finally:
+        stop.set()
+        for t in threads:
+            t.join(10)
+    late = [a for a in emu.attempts("fable-5") if a["time"] > returned]
+    assert late == [], f"{len(late)} contacts with the withdrawn model after the admin call returned"
+    assert results and set(results) == {200}, f"failed requests: {[s for s in results if s != 200][:5]}"
+
+    # Reinstatement travels the same way.
+    r = admin(r1, "DELETE", "/admin/withdrawals/model/fable-5")
+    assert r.status_code == 200 and r.json()["propagation"]["complete"] is True
+    served = {chat(gp).headers.get("x-gateway-model") for gp in (r0, r1) for _ in range(4)}
+    assert served == {"fable-5"}
