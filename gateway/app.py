@@ -80,7 +80,7 @@ class Gateway:
         self.metrics.watch_withdrawn(self._withdrawn)
         self.continuity = Continuity(self)  # audit writer, JSON request log, route-health gauges
         self.fleet = make_fleet(runtime.config, self.state, self.withdrawals, self._reread_withdrawals,
-                                self.lifecycle)  # None unless state.backend is redis
+                                self.lifecycle, self._last_withdrawal_change)  # None unless state.backend is redis
         self.metrics.registry.register(StateStoreUpCollector(self.fleet))
         self.state.on_transition = self.lifecycle
 
@@ -93,6 +93,10 @@ class Gateway:
         self.withdrawals.configure(runtime.targets, f.withdrawn_recheck)
         if isinstance(self.state, FleetState):
             self.state.probe_ttl = probe_ttl(runtime.config)
+
+    async def _last_withdrawal_change(self) -> float:
+        db = self.withdrawals_db
+        return 0.0 if db is None else await asyncio.to_thread(db.last_change)
 
     async def _reread_withdrawals(self) -> list[Any] | None:
         db = self.withdrawals_db

@@ -161,12 +161,19 @@ class GatewayProcess:
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 
-    def start(self, timeout: float = 30) -> GatewayProcess:
+    def spawn(self) -> GatewayProcess:
+        """Start the process without waiting for it (``start`` waits); several replicas boot in parallel."""
         out = open(self.log_path, "ab") if self.log_path else subprocess.DEVNULL  # noqa: SIM115
         self.proc = subprocess.Popen([sys.executable, "-m", "gateway", "serve", "--config", self.config, "--port",
                                       str(self.port), "--workers", str(self.workers), "--log-level", "warning",
                                       "--graceful-timeout", "5"], env=self.env, stdout=out, stderr=out,
                                      start_new_session=True)
+        return self
+
+    def start(self, timeout: float = 30) -> GatewayProcess:
+        if self.proc is None:
+            self.spawn()
+        assert self.proc is not None
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:

@@ -142,6 +142,12 @@ class WithdrawalDB:
         with self._lock, self._connect() as conn:
             return int(conn.execute("SELECT coalesce(max(id), 0) FROM events").fetchone()[0])
 
+    def last_change(self) -> float:
+        """Wall-clock time of the last recorded change (0.0 when none): a fleet's shared copy of the withdrawals
+        that is newer than this holds changes made through replicas that do not share this database."""
+        with self._lock, self._connect() as conn:
+            return float(conn.execute("SELECT coalesce(max(at), 0) FROM events").fetchone()[0])
+
     def current(self) -> list[Entry]:
         with self._lock, self._connect() as conn:
             return self._entries(conn)

@@ -66,7 +66,9 @@ def replicas(tmp_path: Path) -> Iterator[Callable[..., list[GatewayProcess]]]:
             path.write_text(yaml.safe_dump(c, sort_keys=False))
             gp = GatewayProcess(path, workers=workers, env={"GATEWAY_REPLICA": f"r{i}"}, log=d / "log.txt")
             started.append(gp)
-            out.append(gp.start())
+            out.append(gp.spawn())
+        for gp in out:
+            gp.start()
         wait_for_workers(out[0], n * workers)
         return out
 

@@ -1,0 +1,144 @@
+"""Live state shared across 2 replicas x 2 workers: cooldowns, breakers (one half-open probe fleet-wide),
+upstream-detected withdrawals; and what happens while Redis is away."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+from tests.fleet.conftest import admin, chat, fleet_config, wait_for_workers
+
+
+def _spread(gps, n: int, model: str = "security") -> list:
+    """n requests over the replicas (each replica's kernel spreads them over its workers)."""
+    return [chat(gps[i % len(gps)], model) for i in range(n)]
+
+
+def _wait_state(gp, model: str, state: str, timeout: float = 5.0) -> None:
+    deadline = time.monotonic() + timeout
+    while admin(gp, "GET", "/admin/state").json()["models"][model]["state"] != state:
+        assert time.monotonic() < deadline, f"{model} never became {state} on {gp.url}"
+        time.sleep(0.05)
+
+
+def test_a_429_seen_by_one_worker_makes_every_worker_skip_the_model(emu, redis_server, replicas, tmp_path):
+    gps = replicas(fleet_config(emu.url, redis_server.url, tmp_path))
+    emu.set("fable-5", "rate_limited:retry_after=30")
+    assert chat(gps[0]).headers["x-gateway-model"] == "gpt-5"
+    time.sleep(0.2)  # the mark travels through Redis (milliseconds)
+    answers = _spread(gps, 12)
+    assert {a.status_code for a in answers} == {200}
+    assert len(emu.attempts("fable-5")) == 1, "another worker contacted a model the fleet knew to be cooling"
+    assert all("fable-5=skipped:cooling" in a.headers["x-gateway-attempts"] for a in answers)
+
+
+def test_upstream_detected_withdrawal_is_shared(emu, redis_server, replicas, tmp_path):
+    gps = replicas(fleet_config(emu.url, redis_server.url, tmp_path))
+    emu.set("fable-5", "withdrawn")
+    assert chat(gps[1]).headers["x-gateway-model"] == "gpt-5"
+    time.sleep(0.2)
+    _spread(gps, 8)
+    assert len(emu.attempts("fable-5")) == 1
+    info = admin(gps[0], "GET", "/admin/state").json()["models"]["fable-5"]
+    assert info["state"] == "withdrawn" and info["seen_by"].startswith("r1/")
+
+
+def test_a_breaker_opened_by_one_worker_is_open_for_all_with_one_probe_fleet_wide(emu, redis_server, replicas,
+                                                                                     tmp_path):
+    cfg = fleet_config(emu.url, redis_server.url, tmp_path)
+    cfg["failover"]["breaker"] = {"failures": 2, "cooldown": "1s"}
+    cfg["failover"]["retries"] = 0
+    gps = replicas(cfg)
+    emu.set("gpt-5", "overloaded")
+    # Failures are counted per worker; the first worker to reach the threshold opens the breaker for the fleet.
+    for _ in range(8):
+        if "gpt-5=skipped:breaker_open" in chat(gps[0], "general").headers["x-gateway-attempts"]:
+            break
+    else:
+        raise AssertionError("the breaker never opened")
+    time.sleep(0.2)
+    before = len(emu.attempts("gpt-5"))
+    answers = _spread(gps, 8, "general")
+    assert {a.status_code for a in answers} == {200}  # qwen-coder serves
+    assert len(emu.attempts("gpt-5")) == before, "a worker contacted a model whose breaker is open fleet-wide"
+
+    # Cooldown over, still failing: the fleet sends exactly one probe, whose failure opens the breaker again.
+    time.sleep(1.1)
+    stop = threading.Event()
+    threads = [threading.Thread(target=lambda gp=gp: [chat(gp, "general") for _ in range(6) if not stop.is_set()])
+               for gp in gps for _ in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(20)
+    probes = [a["time"] for a in emu.attempts("gpt-5")[before:]]
+    assert probes, "no half-open probe at all"
+    # One probe per opening: each failed probe re-opens the breaker for (at least) the cooldown, fleet-wide.
+    gaps = [b - a for a, b in zip(probes, probes[1:])]
+    assert all(g >= 0.9 for g in gaps), f"{len(probes)} probes, gaps {gaps}: more than one per opening"
+
+    # Healthy again: the next probe closes the breaker everywhere.
+    emu.set("gpt-5", "healthy")
+    deadline = time.monotonic() + 8
+    while chat(gps[1], "general").headers.get("x-gateway-model") != "gpt-5":
+        assert time.monotonic() < deadline, "the breaker never closed"
+        time.sleep(0.1)
+    time.sleep(0.2)
+    assert {a.headers.get("x-gateway-model") for a in _spread(gps, 8, "general")} == {"gpt-5"}
+
+
+def _metric(gp, name: str) -> float | None:
+    for line in __import__("httpx").get(gp.url + "/metrics", timeout=5).text.splitlines():
+        if line.startswith(name):
+            return float(line.rsplit(" ", 1)[1])
+    return None
+
+
+def test_redis_killed_mid_load_fails_no_request_and_state_resyncs_when_it_is_back(emu, redis_server, replicas,
+                                                                                    tmp_path):
+    gps = replicas(fleet_config(emu.url, redis_server.url, tmp_path))
+    stop = threading.Event()
+    results: list[int] = []
+
+    def run(gp) -> None:
+        while not stop.is_set():
+            try:
+                results.append(chat(gp).status_code)
+            except Exception:  # noqa: BLE001
+                results.append(-1)
+
+    threads = [threading.Thread(target=run, args=(gp,), daemon=True) for gp in gps for _ in range(2)]
+    for t in threads:
+        t.start()
+    try:
+        time.sleep(0.3)
+        redis_server.kill()
+        time.sleep(1.5)
+        assert all(_metric(gp, "gateway_state_store_up") == 0.0 for gp in gps for _ in range(3))
+        # The kill switch still works on the replica that took the call; it says who was not told.
+        r = admin(gps[0], "POST", "/admin/withdrawals", json={"target": "model", "name": "qwen-coder",
+                                                              "reason": "outage drill", "contact": "never"})
+        assert r.status_code == 201 and r.json()["propagation"]["complete"] is False
+        # A 429 seen during the outage stays local for now...
+        emu.set("fable-5", "rate_limited:retry_after=30")
+        time.sleep(0.5)
+    finally:
+        stop.set()
+        for t in threads:
+            t.join(10)
+    assert results and set(results) == {200}, f"failed requests during the outage: {sorted(set(results))}"
+    redis_server.start()
+    deadline = time.monotonic() + 10
+    while not all(_metric(gp, "gateway_state_store_up") == 1.0 for gp in gps for _ in range(3)):
+        assert time.monotonic() < deadline, "the workers never reconnected"
+        time.sleep(0.1)
+    wait_for_workers(gps[0], 4)
+    # ...and is shared once Redis is back: every worker re-shares the marks it holds.
+    time.sleep(0.3)
+    emu.clear()
+    _spread(gps, 8)
+    assert emu.attempts("fable-5") == [], "the marks seen during the outage were not resynced"
+    # The withdrawal made during the outage was announced on resync: the other replica (its own state_dir) has it.
+    assert admin(gps[1], "GET", "/admin/state").json()["models"]["qwen-coder"]["state"] == "withdrawn_by_operator"
+    r = admin(gps[1], "DELETE", "/admin/withdrawals/model/qwen-coder")
+    assert r.status_code == 200 and r.json()["propagation"]["complete"] is True
