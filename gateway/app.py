@@ -35,7 +35,7 @@ from gateway.failover.withdrawals import WithdrawalDB, Withdrawals
 from gateway.observability.metrics import Metrics
 from gateway.runtime import Runtime, build_runtime
 from gateway.state.live import FleetState
-from gateway.state.wiring import StateStoreUpCollector, make_fleet, make_state, probe_ttl
+from gateway.state.wiring import make_fleet, make_state, probe_ttl
 from gateway.upstream import UpstreamClient
 
 log = logging.getLogger("gateway")
@@ -64,7 +64,11 @@ class Gateway:
         self.withdrawals = Withdrawals(clock)
         self.withdrawals_db: WithdrawalDB | None = None
         state_dir = self._state_dir(runtime)
-        if state_dir is not None:
+        if runtime.config.store.backend == "postgres" and runtime.config.store.url:
+            from gateway.audit.postgres import PostgresWithdrawalDB
+
+            self.withdrawals_db = PostgresWithdrawalDB(runtime.config.store.url)  # shared by every replica
+        elif state_dir is not None:
             self.withdrawals_db = WithdrawalDB(state_dir / "withdrawals.sqlite")
         else:
             log.warning("no config file and no state_dir: operator withdrawals will not survive a restart")
@@ -81,7 +85,9 @@ class Gateway:
         self.continuity = Continuity(self)  # audit writer, JSON request log, route-health gauges
         self.fleet = make_fleet(runtime.config, self.state, self.withdrawals, self._reread_withdrawals,
                                 self.lifecycle, self._last_withdrawal_change)  # None unless state.backend is redis
-        self.metrics.registry.register(StateStoreUpCollector(self.fleet))
+        if self.fleet is not None:
+            fleet = self.fleet
+            self.metrics.state_store_up.set_function(lambda: 1.0 if fleet.up else 0.0)
         self.state.on_transition = self.lifecycle
 
     def _state_dir(self, runtime: Runtime) -> Path | None:

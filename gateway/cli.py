@@ -150,7 +150,9 @@ def cmd_explain(args: argparse.Namespace) -> int:
             from gateway.config.paths import state_dir
 
             sd = state_dir(rt.config, args.config) or Path("state")
-            state = explain.withdrawals_state(rt, sd / "withdrawals.sqlite")
+            store = rt.config.store
+            db = store.url if store.backend == "postgres" and store.url else sd / "withdrawals.sqlite"
+            state = explain.withdrawals_state(rt, db)
         res = explain.explain(rt, request, key_name=args.key_name, headers=headers, state=state)
     except (ConfigError, ValueError, OSError) as e:
         print(f"gateway explain: {e}", file=sys.stderr)

@@ -127,6 +127,15 @@ class PostgresServer:
             (self.dir / "created").touch()
         return self
 
+    def database(self, name: str) -> str:
+        """A fresh, empty database in this cluster (dropped first if it exists); returns its URL."""
+        import psycopg
+
+        with psycopg.connect(self.url, autocommit=True) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}"')
+            conn.execute(f'CREATE DATABASE "{name}"')
+        return f"postgresql://{self.user}@127.0.0.1:{self.port}/{name}"
+
     def kill(self) -> None:
         if self.started:
             with contextlib.suppress(Exception):

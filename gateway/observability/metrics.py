@@ -68,6 +68,9 @@ class Metrics:
         self.audit_queue_depth = Gauge(AUDIT_QUEUE_DEPTH, "Audit records waiting to be written.", registry=r)
         self.audit_dropped = Counter(AUDIT_DROPPED_TOTAL, "Audit records lost (queue full or write failed).",
                                      registry=r)
+        self.state_store_up = Gauge(STATE_STORE_UP, "1 while live state is shared with the fleet (state.backend "
+                                    "redis reachable; always 1 for the in-process memory store), else 0.", registry=r)
+        self.state_store_up.set(1)
         self._children: dict[tuple, Any] = {}
 
     def watch_routes(self, routes: Callable[[], Sequence[tuple[str, Sequence[str]]]],
