@@ -35,6 +35,7 @@ from gateway.failover.withdrawals import WithdrawalDB, Withdrawals
 from gateway.observability.metrics import Metrics
 from gateway.runtime import Runtime, build_runtime
 from gateway.state.live import FleetState
+from gateway.state.ratelimit import FleetRateLimiter
 from gateway.state.wiring import make_fleet, make_state, probe_ttl
 from gateway.upstream import UpstreamClient
 
@@ -88,6 +89,7 @@ class Gateway:
         if self.fleet is not None:
             fleet = self.fleet
             self.metrics.state_store_up.set_function(lambda: 1.0 if fleet.up else 0.0)
+            self.limiter = FleetRateLimiter(clock, fleet.store, lambda: fleet.up)  # per-key limits hold fleet-wide
         self.state.on_transition = self.lifecycle
 
     def _state_dir(self, runtime: Runtime) -> Path | None:

@@ -33,6 +33,11 @@ def cmd_serve(args: argparse.Namespace) -> int:
         print(f"gateway: invalid config\n{e}", file=sys.stderr)
         return 2
     os.environ[CONFIG_ENV] = os.path.abspath(args.config)
+    if args.workers > 1 and not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        # /metrics answers for the whole process tree, whichever worker takes the scrape (see Metrics.exposition).
+        import tempfile
+
+        os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="gateway-metrics-")
     uvicorn.run(
         "gateway.cli:_factory",
         factory=True,

@@ -8,6 +8,7 @@ does no metric work. Model availability and breaker state are read from the stat
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -70,8 +71,12 @@ class Metrics:
                                      registry=r)
         self.state_store_up = Gauge(STATE_STORE_UP, "1 while live state is shared with the fleet (state.backend "
                                     "redis reachable; always 1 for the in-process memory store), else 0.", registry=r)
-        self.state_store_up.set(1)
+        self.state_store_up.set_function(lambda: 1.0)
         self._children: dict[tuple, Any] = {}
+        # ``gateway serve --workers N`` sets PROMETHEUS_MULTIPROC_DIR: counters and histograms then live in files
+        # shared by the workers (prometheus-client's multiprocess mode), so any worker answers for all of them.
+        self._multiproc_dir = os.environ.get("PROMETHEUS_MULTIPROC_DIR") or None
+        self._multiproc: CollectorRegistry | None = None
 
     def watch_routes(self, routes: Callable[[], Sequence[tuple[str, Sequence[str]]]],
                      usable: Callable[[str], bool]) -> None:
@@ -121,7 +126,22 @@ class Metrics:
             child(self.depth, route).observe(chain.index(served))
 
     def exposition(self) -> bytes:
+        if self._multiproc_dir is not None:
+            return generate_latest(self._process_tree())
         return generate_latest(self.registry)
+
+    def _process_tree(self) -> CollectorRegistry:
+        """Counters and histograms summed over every worker that ever ran (files of dead workers stay: counters
+        never go backwards), plus this worker's scrape-time gauges (state, withdrawals, routes, audit queue),
+        which read state every worker shares."""
+        if self._multiproc is None:
+            from prometheus_client.multiprocess import MultiProcessCollector
+
+            reg = CollectorRegistry(auto_describe=True)
+            reg.register(_Families(MultiProcessCollector(None, path=self._multiproc_dir), gauges=False))
+            reg.register(_Families(self.registry, gauges=True))
+            self._multiproc = reg
+        return self._multiproc
 
 
 def _reason(outcome: str) -> str:
@@ -131,6 +151,22 @@ def _reason(outcome: str) -> str:
     if outcome.startswith("denied:"):
         return "denied"
     return outcome
+
+
+class _Families:
+    """Only the gauge families of a collector (``gauges=True``: this worker's scrape-time gauges), or only the
+    others (counters and histograms, from the multiprocess files)."""
+
+    def __init__(self, collector: Any, gauges: bool) -> None:
+        self._collector, self._gauges = collector, gauges
+
+    def describe(self) -> list:
+        return []
+
+    def collect(self) -> Any:
+        for family in self._collector.collect():
+            if (family.type == "gauge") == self._gauges:
+                yield family
 
 
 class _StateCollector:
