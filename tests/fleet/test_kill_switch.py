@@ -80,3 +80,54 @@ def test_rate_limit_and_metrics_hold_for_the_whole_fleet(emu, redis_server, repl
     assert seen == sorted(seen) and seen[0] >= 10, seen
     r0_requests = 10 + statuses[0::2].count(200) + statuses[0::2].count(429)
     assert seen[-1] == r0_requests, (seen, r0_requests)
+
+
+def test_one_replica_sigkilled_the_other_is_unaffected_and_loses_nothing_from_the_audit(
+        emu, redis_server, postgres_session, replicas, tmp_path):
+    import hashlib
+
+    from gateway.audit.postgres import PostgresAuditStore
+
+    other = "gw-other-replica-key-012345"
+    url = postgres_session.database("sigkill")
+    cfg = fleet_config(emu.url, redis_server.url, tmp_path, store={"backend": "postgres", "url": url})
+    cfg["keys"].append({"name": "other", "sha256": hashlib.sha256(other.encode()).hexdigest()})
+    r0, r1 = replicas(cfg)
+    stop = threading.Event()
+    answered: list[int] = []
+    survivor = _load([r0], stop, answered)
+
+    def on_r1() -> None:
+        while not stop.is_set():
+            try:
+                chat(r1, key=other)
+            except Exception:  # noqa: BLE001 - r1 is about to die
+                pass
+
+    doomed = threading.Thread(target=on_r1, daemon=True)
+    doomed.start()
+    try:
+        time.sleep(0.5)
+        r1.kill()  # SIGKILL to the whole process group: both workers, no shutdown at all
+        time.sleep(0.3)
+        # The kill switch answers within the ack timeout and names the workers that did not confirm.
+        t0 = time.monotonic()
+        r = admin(r0, "POST", "/admin/withdrawals", json=WITHDRAW)
+        assert r.status_code == 201 and time.monotonic() - t0 < 3.5
+        prop = r.json()["propagation"]
+        assert prop["complete"] is False and {w.split("/")[0] for w in prop["not_applied"]} == {"r1"}, prop
+        assert {w.split("/")[0] for w in prop["applied"]} == {"r0"} and len(prop["applied"]) == 2, prop
+        time.sleep(0.5)
+    finally:
+        stop.set()
+        for t in (*survivor, doomed):
+            t.join(10)
+    assert answered and set(answered) == {200}, "the surviving replica failed requests"
+    r0.stop()  # graceful: everything it answered is written before it exits
+    r0.proc.wait(15)
+    store = PostgresAuditStore(url, readonly=True)
+    try:
+        rows = [row for row in store.rows(0) if row["key_name"] == "tests"]
+    finally:
+        store.close()
+    assert len(rows) == len(answered), f"{len(answered)} answered by the surviving replica, {len(rows)} in the audit"
