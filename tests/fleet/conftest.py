@@ -17,6 +17,7 @@ from gateway.testing_services import GatewayProcess, MissingService, PostgresSer
 from tests.conftest import GATEWAY_KEY, base_config
 
 ADMIN_KEY = "gwa-fleet-admin-0123456789"
+LIMITED_KEY = "gw-limited-key-0123456789"
 MSG = [{"role": "user", "content": "Please do a security review of this login handler."}]
 
 
@@ -50,31 +51,54 @@ def fleet_config(emu_url: str, redis_url: str, state_dir: Path, **over: Any) -> 
     return cfg
 
 
+def start_replicas(cfg: dict[str, Any], base: Path, started: list[GatewayProcess], n: int = 2,
+                   workers: int = 2) -> list[GatewayProcess]:
+    """n ``gateway serve --workers 2`` processes, each with its own state_dir (so that only the shared store
+    connects them), booted in parallel; returns once every worker heartbeats."""
+    out = []
+    for i in range(n):
+        d = base / f"replica-{i}"
+        d.mkdir(exist_ok=True)
+        c = {**cfg, "state_dir": str(d / "state")}
+        path = d / "gateway.yaml"
+        path.write_text(yaml.safe_dump(c, sort_keys=False))
+        gp = GatewayProcess(path, workers=workers, env={"GATEWAY_REPLICA": f"r{i}"}, log=d / "log.txt")
+        started.append(gp)
+        out.append(gp.spawn())
+    for gp in out:
+        gp.start()
+    wait_for_workers(out[0], n * workers)
+    return out
+
+
 @pytest.fixture
 def replicas(tmp_path: Path) -> Iterator[Callable[..., list[GatewayProcess]]]:
-    """``replicas(config_dict, n=2)``: n ``gateway serve --workers 2`` processes, each with its own state_dir (so
-    only the shared store connects them), all workers heartbeating before it returns."""
+    """``replicas(config_dict, n=2)``: see ``start_replicas``; stopped after the test."""
     started: list[GatewayProcess] = []
-
-    def start(cfg: dict[str, Any], n: int = 2, workers: int = 2) -> list[GatewayProcess]:
-        out = []
-        for i in range(n):
-            d = tmp_path / f"replica-{i}"
-            d.mkdir(exist_ok=True)
-            c = {**cfg, "state_dir": str(d / "state")}
-            path = d / "gateway.yaml"
-            path.write_text(yaml.safe_dump(c, sort_keys=False))
-            gp = GatewayProcess(path, workers=workers, env={"GATEWAY_REPLICA": f"r{i}"}, log=d / "log.txt")
-            started.append(gp)
-            out.append(gp.spawn())
-        for gp in out:
-            gp.start()
-        wait_for_workers(out[0], n * workers)
-        return out
-
-    yield start
+    yield lambda cfg, n=2, workers=2: start_replicas(cfg, tmp_path, started, n, workers)
     for gp in started:
         gp.stop()
+
+
+@pytest.fixture(scope="module")
+def fleet(emulator: Any, tmp_path_factory: Any) -> Iterator[tuple[list[GatewayProcess], RedisServer]]:
+    """Two replicas x 2 workers with the default fleet config (plus a rate-limited key), shared by the tests of a
+    module that leave no state behind."""
+    try:
+        redis = RedisServer()
+    except MissingService as e:
+        pytest.fail(str(e))
+    base = tmp_path_factory.mktemp("fleet")
+    cfg = fleet_config(emulator.url, redis.url, base)
+    cfg["keys"].append({"name": "limited", "sha256": hashlib.sha256(LIMITED_KEY.encode()).hexdigest(),
+                        "rate_limit": 6})
+    started: list[GatewayProcess] = []
+    with redis:
+        try:
+            yield start_replicas(cfg, base, started), redis
+        finally:
+            for gp in started:
+                gp.stop()
 
 
 def admin(gp: Any, method: str, path: str, **kw: Any) -> httpx.Response:

@@ -6,7 +6,9 @@ from __future__ import annotations
 import threading
 import time
 
-from tests.fleet.conftest import admin, chat, fleet_config
+import httpx
+
+from tests.fleet.conftest import LIMITED_KEY, admin, chat, fleet_config
 
 WITHDRAW = {"target": "model", "name": "fable-5", "reason": "Commerce Department directive", "actor": "jane@corp",
             "contact": "never"}
@@ -26,8 +28,8 @@ def _load(gps, stop: threading.Event, results: list[int], per: int = 2) -> list[
     return threads
 
 
-def test_withdrawal_is_in_force_on_all_four_workers_before_the_admin_call_returns(emu, redis_server, replicas, tmp_path):
-    r0, r1 = replicas(fleet_config(emu.url, redis_server.url, tmp_path))
+def test_withdrawal_is_in_force_on_all_four_workers_before_the_admin_call_returns(emu, fleet):
+    r0, r1 = fleet[0]
     stop = threading.Event()
     results: list[int] = []
     threads = _load([r0, r1], stop, results)
@@ -56,30 +58,24 @@ def test_withdrawal_is_in_force_on_all_four_workers_before_the_admin_call_return
     assert served == {"fable-5"}
 
 
-def test_rate_limit_and_metrics_hold_for_the_whole_fleet(emu, redis_server, replicas, tmp_path):
-    import hashlib
+def test_rate_limit_and_metrics_hold_for_the_whole_fleet(emu, fleet):
+    gps = fleet[0]
 
-    import httpx
+    def scrape() -> float:
+        text = httpx.get(gps[0].url + "/metrics", timeout=5).text
+        return sum(float(line.rsplit(" ", 1)[1]) for line in text.splitlines()
+                   if line.startswith("gateway_requests_total{"))
 
-    limited = "gw-limited-key-0123456789"
-    cfg = fleet_config(emu.url, redis_server.url, tmp_path)
-    cfg["keys"].append({"name": "limited", "sha256": hashlib.sha256(limited.encode()).hexdigest(), "rate_limit": 6})
-    gps = replicas(cfg)
-    statuses = [chat(gps[i % 2], key=limited).status_code for i in range(12)]
+    start = scrape()
+    statuses = [chat(gps[i % 2], key=LIMITED_KEY).status_code for i in range(12)]
     # 6 a minute for the fleet, not 6 per worker (4 workers would let 12 through)
     assert statuses.count(200) == 6 and statuses.count(429) == 6, statuses
 
     for _ in range(10):
         assert chat(gps[0]).status_code == 200
-    seen = []
-    for _ in range(12):  # whichever of replica 0's two workers answers, it counts for both
-        text = httpx.get(gps[0].url + "/metrics", timeout=5).text
-        total = sum(float(line.rsplit(" ", 1)[1]) for line in text.splitlines()
-                    if line.startswith("gateway_requests_total{"))
-        seen.append(total)
-    assert seen == sorted(seen) and seen[0] >= 10, seen
-    r0_requests = 10 + statuses[0::2].count(200) + statuses[0::2].count(429)
-    assert seen[-1] == r0_requests, (seen, r0_requests)
+    seen = [scrape() for _ in range(12)]  # whichever of replica 0's two workers answers, it counts for both
+    assert seen == sorted(seen), seen
+    assert seen[-1] - start == 10 + len(statuses[0::2]), (start, seen)
 
 
 def test_one_replica_sigkilled_the_other_is_unaffected_and_loses_nothing_from_the_audit(
