@@ -71,8 +71,10 @@ class Sessions:
     token names no key and no hash, and dies with the key); ``sig`` an HMAC of the rest. The secret is random per
     process: a restart signs everybody out."""
 
-    def __init__(self, wall: Any = time.time) -> None:
-        self._secret = secrets.token_bytes(32)
+    def __init__(self, wall: Any = time.time, secret: str | None = None) -> None:
+        # ``admin.session_secret`` (shared by a fleet) or random per process.
+        self._secret = (hashlib.sha256(b"gateway-status-session:" + secret.encode()).digest() if secret
+                        else secrets.token_bytes(32))
         self.wall = wall
 
     def _mac(self, data: str) -> str:
@@ -300,7 +302,7 @@ async def _read_limited(request: Request, limit: int) -> bytes | None:
 
 def build_status_router(gw: Gateway) -> APIRouter:
     router = APIRouter()
-    sessions = Sessions()
+    sessions = Sessions(secret=gw.runtime.config.admin.session_secret)
     cache: dict[str, Any] = {"at": -1e18, "limit": None, "data": None}
 
     def session_name(request: Request) -> str | None:

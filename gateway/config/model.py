@@ -339,6 +339,13 @@ class StoreConfig(_Strict):
         return self
 
 
+class AdminConfig(_Strict):
+    """``admin.session_secret``: signs status-page sessions, so that a session is valid on every worker and replica
+    and survives a restart (unset: a random secret per process). Give it as ``${ENV}``; at least 16 characters."""
+
+    session_secret: str | None = Field(default=None, min_length=16, repr=False)
+
+
 class GatewayConfig(_Strict):
     providers: dict[str, Any] = Field(min_length=1)  # validated per kind by the loader (ProviderBase after it)
     models: dict[str, ModelConfig] = Field(min_length=1)
@@ -356,3 +363,4 @@ class GatewayConfig(_Strict):
     audit: AuditConfig = AuditConfig()
     state: StateConfig = StateConfig()
     store: StoreConfig = StoreConfig()
+    admin: AdminConfig = AdminConfig()
