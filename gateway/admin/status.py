@@ -408,6 +408,8 @@ def build_status_router(gw: Gateway) -> APIRouter:
             raise GatewayError(400, f"recent must be an integer from 1 to {RECENT_MAX}.", param="recent",
                                code="invalid_parameter")
         data = live_state(gw)
+        if getattr(gw, "fleet", None) is not None:
+            data["fleet"] = await gw.fleet.describe()  # replicas and workers, the shared store's health
         data["recent"] = await recent(int(raw))
         data["you"] = name
         data["generated_at"] = _iso(time.time())

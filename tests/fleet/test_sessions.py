@@ -1,0 +1,34 @@
+"""Status-page sessions signed with ``admin.session_secret`` are valid on every replica (and survive a restart);
+without it each process signs with its own random secret."""
+
+from __future__ import annotations
+
+import httpx
+
+from gateway.admin.status import COOKIE
+from tests.fleet.conftest import ADMIN_KEY, fleet_config
+
+
+def _login(gw) -> str:
+    r = httpx.post(gw.url + "/status/login", data={"key": ADMIN_KEY}, timeout=10)
+    assert r.status_code == 303
+    return r.cookies[COOKIE]
+
+
+def _data(gw, token: str) -> int:
+    return httpx.get(gw.url + "/status/data", cookies={COOKIE: token}, timeout=10).status_code
+
+
+def test_a_session_from_one_replica_is_valid_on_another_with_a_shared_secret(emu, make_gateway, tmp_path):
+    cfg = fleet_config(emu.url, "redis://unused:1/0", tmp_path, admin={"session_secret": "s3cret-for-the-whole-fleet"})
+    cfg["state"] = {"backend": "memory"}
+    a, b = make_gateway(cfg), make_gateway(cfg)
+    token = _login(a)
+    assert _data(a, token) == 200 and _data(b, token) == 200
+    # The secret never shows: not in the state, not in the metrics.
+    state = httpx.get(a.url + "/admin/state", headers={"authorization": f"Bearer {ADMIN_KEY}"}).text
+    assert "s3cret-for-the-whole-fleet" not in state + httpx.get(a.url + "/metrics").text
+
+    solo = dict(cfg, admin={})
+    c, d = make_gateway(solo), make_gateway(solo)
+    assert _data(d, _login(c)) == 401  # random per process: not valid elsewhere
