@@ -85,7 +85,8 @@ class Gateway:
         self.metrics.watch_withdrawn(self._withdrawn)
         self.continuity = Continuity(self)  # audit writer, JSON request log, route-health gauges
         self.fleet = make_fleet(runtime.config, self.state, self.withdrawals, self._reread_withdrawals,
-                                self.lifecycle, self._last_withdrawal_change)  # None unless state.backend is redis
+                                self.lifecycle, self._last_withdrawal_change,
+                                None if runtime.config.store.backend == "postgres" else self._mirror_withdrawals)
         if self.fleet is not None:
             fleet = self.fleet
             self.metrics.state_store_up.set_function(lambda: 1.0 if fleet.up else 0.0)
@@ -101,6 +102,11 @@ class Gateway:
         self.withdrawals.configure(runtime.targets, f.withdrawn_recheck)
         if isinstance(self.state, FleetState):
             self.state.probe_ttl = probe_ttl(runtime.config)
+
+    async def _mirror_withdrawals(self, entries: list[Any]) -> None:
+        db = self.withdrawals_db
+        if db is not None:
+            await asyncio.to_thread(db.mirror, entries)
 
     async def _last_withdrawal_change(self) -> float:
         db = self.withdrawals_db

@@ -80,25 +80,49 @@ def replicas(tmp_path: Path) -> Iterator[Callable[..., list[GatewayProcess]]]:
         gp.stop()
 
 
-@pytest.fixture(scope="module")
-def fleet(emulator: Any, tmp_path_factory: Any) -> Iterator[tuple[list[GatewayProcess], RedisServer]]:
-    """Two replicas x 2 workers with the default fleet config (plus a rate-limited key), shared by the tests of a
-    module that leave no state behind."""
+class Fleet:
+    """Two replicas x 2 workers with one config for the whole session (breaker: 2 failures, 1 s cooldown; no
+    retries; a rate-limited key). ``reset`` returns every model to a clean state fleet-wide, through the admin API
+    (a withdrawal and its reinstatement: reinstating forgets the model's breaker, cooldown and marks everywhere)."""
+
+    def __init__(self, gps: list[GatewayProcess], redis: RedisServer, models: list[str]) -> None:
+        self.gps, self.redis, self.models = gps, redis, models
+
+    def reset(self) -> None:
+        for m in self.models:
+            body = {"target": "model", "name": m, "reason": "test reset"}
+            assert admin(self.gps[0], "POST", "/admin/withdrawals", json=body).status_code == 201
+            r = admin(self.gps[1], "DELETE", f"/admin/withdrawals/model/{m}")
+            assert r.status_code == 200 and r.json()["propagation"]["complete"], r.text
+
+
+@pytest.fixture(scope="session")
+def fleet_session(emulator: Any, tmp_path_factory: Any) -> Iterator[Fleet]:
     try:
         redis = RedisServer()
     except MissingService as e:
         pytest.fail(str(e))
     base = tmp_path_factory.mktemp("fleet")
     cfg = fleet_config(emulator.url, redis.url, base)
+    cfg["failover"]["breaker"] = {"failures": 2, "cooldown": "1s"}
+    cfg["failover"]["retries"] = 0
     cfg["keys"].append({"name": "limited", "sha256": hashlib.sha256(LIMITED_KEY.encode()).hexdigest(),
                         "rate_limit": 6})
     started: list[GatewayProcess] = []
     with redis:
         try:
-            yield start_replicas(cfg, base, started), redis
+            yield Fleet(start_replicas(cfg, base, started), redis, sorted(cfg["models"]))
         finally:
             for gp in started:
                 gp.stop()
+
+
+@pytest.fixture
+def fleet(fleet_session: Fleet, emu: Any) -> Fleet:
+    """The session's fleet, every model reset, the emulator healthy with an empty log."""
+    fleet_session.reset()
+    emu.clear()
+    return fleet_session
 
 
 def admin(gp: Any, method: str, path: str, **kw: Any) -> httpx.Response:

@@ -29,13 +29,15 @@ def _load(gps, stop: threading.Event, results: list[int], per: int = 2) -> list[
 
 
 def test_withdrawal_is_in_force_on_all_four_workers_before_the_admin_call_returns(emu, fleet):
-    r0, r1 = fleet[0]
+    r0, r1 = fleet.gps
     stop = threading.Event()
     results: list[int] = []
     threads = _load([r0, r1], stop, results)
     try:
-        time.sleep(0.5)
-        assert emu.attempts("fable-5"), "the load never reached the model to be withdrawn"
+        deadline = time.monotonic() + 5
+        while len(emu.attempts("fable-5")) < 8:  # the load is reaching the model on every replica
+            assert time.monotonic() < deadline, "the load never reached the model to be withdrawn"
+            time.sleep(0.05)
         r = admin(r0, "POST", "/admin/withdrawals", json=WITHDRAW)
         returned = time.time()
         assert r.status_code == 201, r.text
@@ -59,7 +61,7 @@ def test_withdrawal_is_in_force_on_all_four_workers_before_the_admin_call_return
 
 
 def test_rate_limit_and_metrics_hold_for_the_whole_fleet(emu, fleet):
-    gps = fleet[0]
+    gps = fleet.gps
 
     def scrape() -> float:
         text = httpx.get(gps[0].url + "/metrics", timeout=5).text

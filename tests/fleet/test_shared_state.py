@@ -6,7 +6,7 @@ from __future__ import annotations
 import threading
 import time
 
-from tests.fleet.conftest import admin, chat, fleet_config, wait_for_workers
+from tests.fleet.conftest import admin, chat, wait_for_workers
 
 
 def _spread(gps, n: int, model: str = "security") -> list:
@@ -21,9 +21,8 @@ def _wait_state(gp, model: str, state: str, timeout: float = 5.0) -> None:
         time.sleep(0.05)
 
 
-def test_a_429_or_a_withdrawn_model_seen_by_one_worker_is_skipped_by_every_worker(emu, redis_server, replicas,
-                                                                                    tmp_path):
-    gps = replicas(fleet_config(emu.url, redis_server.url, tmp_path))
+def test_a_429_or_a_withdrawn_model_seen_by_one_worker_is_skipped_by_every_worker(emu, fleet):
+    gps = fleet.gps
     emu.set("fable-5", "rate_limited:retry_after=30")
     assert chat(gps[0]).headers["x-gateway-model"] == "gpt-5"
     time.sleep(0.2)  # the mark travels through Redis (milliseconds)
@@ -42,12 +41,8 @@ def test_a_429_or_a_withdrawn_model_seen_by_one_worker_is_skipped_by_every_worke
     assert info["state"] == "withdrawn" and info["seen_by"].startswith("r1/")
 
 
-def test_a_breaker_opened_by_one_worker_is_open_for_all_with_one_probe_fleet_wide(emu, redis_server, replicas,
-                                                                                     tmp_path):
-    cfg = fleet_config(emu.url, redis_server.url, tmp_path)
-    cfg["failover"]["breaker"] = {"failures": 2, "cooldown": "1s"}
-    cfg["failover"]["retries"] = 0
-    gps = replicas(cfg)
+def test_a_breaker_opened_by_one_worker_is_open_for_all_with_one_probe_fleet_wide(emu, fleet):
+    gps = fleet.gps  # breaker: 2 failures, 1 s cooldown; no retries
     emu.set("gpt-5", "overloaded")
     # Failures are counted per worker; the first worker to reach the threshold opens the breaker for the fleet.
     for _ in range(8):
@@ -91,9 +86,8 @@ def _metric(gp, name: str) -> float | None:
     return None
 
 
-def test_redis_killed_mid_load_fails_no_request_and_state_resyncs_when_it_is_back(emu, redis_server, replicas,
-                                                                                    tmp_path):
-    gps = replicas(fleet_config(emu.url, redis_server.url, tmp_path))
+def test_redis_killed_mid_load_fails_no_request_and_state_resyncs_when_it_is_back(emu, fleet):
+    gps, redis_server = fleet.gps, fleet.redis
     stop = threading.Event()
     results: list[int] = []
 
