@@ -406,6 +406,13 @@ def _admin_cmd(args: argparse.Namespace) -> int:
         err = err if isinstance(err, dict) else {"message": err}
         print(f"gateway admin {cmd}: HTTP {status}: {err.get('message', data)}", file=sys.stderr)
         return 1
+    prop = data.get("propagation") if isinstance(data, dict) else None
+    if prop is not None:  # a fleet (state.backend: redis): who applied the change before the call returned
+        line = f"fleet: applied by {len(prop['applied'])} of {len(prop['workers'])} workers in {prop['seconds']}s"
+        if prop["not_applied"]:
+            print(f"{line}; NOT confirmed by: {', '.join(prop['not_applied'])}", file=sys.stderr)
+        else:
+            print(line)
     if cmd == "state":
         _print_state(data)
     elif cmd == "withdraw":

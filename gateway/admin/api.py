@@ -141,7 +141,12 @@ def build_admin_router(gw: Gateway) -> APIRouter:
                 await asyncio.to_thread(gw.withdrawals_db.put, e)
             except Exception as exc:  # keep it in force in memory; say loudly that it will not survive a restart
                 log.error("WITHDRAWAL NOT PERSISTED (in force until restart): %s %s: %s", e.target, e.name, exc)
-                raise GatewayError(500, "The withdrawal is in force but could not be persisted; see the gateway "
+                where = "in force"
+                if gw.fleet is not None:  # still take it out of the whole fleet's traffic now
+                    p = await gw.fleet.propagate("withdrawal")
+                    where = (f"in force on {len(p['applied'])} of {len(p['workers'])} workers"
+                             + (f" (not confirmed: {', '.join(p['not_applied'])})" if p["not_applied"] else ""))
+                raise GatewayError(500, f"The withdrawal is {where} but could not be persisted; see the gateway "
                                         "log.", code="not_persisted") from None
             finally:
                 gw.withdrawals.pending -= 1

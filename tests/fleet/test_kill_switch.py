@@ -8,7 +8,8 @@ import time
 
 import httpx
 
-from tests.fleet.conftest import LIMITED_KEY, admin, chat, fleet_config
+from gateway.cli import main as cli_main
+from tests.fleet.conftest import ADMIN_KEY, LIMITED_KEY, admin, chat, fleet_config
 
 WITHDRAW = {"target": "model", "name": "fable-5", "reason": "Commerce Department directive", "actor": "jane@corp",
             "contact": "never"}
@@ -28,7 +29,7 @@ def _load(gps, stop: threading.Event, results: list[int], per: int = 2) -> list[
     return threads
 
 
-def test_withdrawal_is_in_force_on_all_four_workers_before_the_admin_call_returns(emu, fleet):
+def test_withdrawal_is_in_force_on_all_four_workers_before_the_admin_call_returns(emu, fleet, capsys):
     r0, r1 = fleet.gps
     stop = threading.Event()
     results: list[int] = []
@@ -53,9 +54,9 @@ def test_withdrawal_is_in_force_on_all_four_workers_before_the_admin_call_return
     assert late == [], f"{len(late)} contacts with the withdrawn model after the admin call returned"
     assert results and set(results) == {200}, f"failed requests: {[s for s in results if s != 200][:5]}"
 
-    # Reinstatement travels the same way.
-    r = admin(r1, "DELETE", "/admin/withdrawals/model/fable-5")
-    assert r.status_code == 200 and r.json()["propagation"]["complete"] is True
+    # Reinstatement travels the same way (here through the CLI, which says who applied it).
+    assert cli_main(["admin", "--url", r1.url, "--admin-key", ADMIN_KEY, "reinstate", "model", "fable-5"]) == 0
+    assert "fleet: applied by 4 of 4 workers" in capsys.readouterr().out
     served = {chat(gp).headers.get("x-gateway-model") for gp in (r0, r1) for _ in range(4)}
     assert served == {"fable-5"}
 
