@@ -13,6 +13,7 @@ from typing import Any
 from gateway.config.model import GatewayConfig, Timeouts
 from gateway.providers import adapter_class
 from gateway.providers.base import Target
+from gateway.providers.embeddings import embedder_for
 from gateway.routing.patterns import compile_pattern
 from gateway.routing.policy import Caller, CompiledPolicy, build_caller, compile_policies
 
@@ -31,6 +32,7 @@ class Route:
     refusal_fallbacks: tuple[str, ...] = ()
     on_stream_cut: str = "continue"  # continue | error
     timeouts: Timeouts | None = None  # failover.timeouts with this route's overrides applied
+    kind: str = "chat"  # chat | embeddings
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,6 +47,8 @@ class Runtime:
     version: str
     loaded_at: float = field(default_factory=time.time)
     policies: tuple[CompiledPolicy, ...] = ()
+    # Embedding models -> their embedding adapter (gateway.providers.embeddings); chat adapters stay in ``adapters``.
+    embedders: dict[str, Any] = field(default_factory=dict)
     anonymous: Caller = Caller(None)  # the caller when authentication is disabled
     admin_keys: dict[str, str] = field(default_factory=dict)  # sha256 hex -> admin key name
     # Provider keys and extra header values, longest first: masked wherever text may reach a client or a log.
@@ -59,6 +63,7 @@ class Runtime:
 def build_runtime(config: GatewayConfig, source_text: str | bytes = b"") -> Runtime:
     targets: dict[str, Target] = {}
     adapters: dict[str, Any] = {}
+    embedders: dict[str, Any] = {}
     for name, m in config.models.items():
         p = config.providers[m.provider]
         options = {k: v for k, v in p.model_dump().items() if k not in _COMMON_PROVIDER_FIELDS}
@@ -76,9 +81,12 @@ def build_runtime(config: GatewayConfig, source_text: str | bytes = b"") -> Runt
             api_key=p.api_key,
             headers=dict(p.headers),
             options=options,
+            dimensions=m.dimensions,
         )
         targets[name] = target
         adapters[name] = adapter_class(p.kind)(target)
+        if m.kind == "embeddings":
+            embedders[name] = embedder_for(adapters[name], m.send_dimensions)
     routes: dict[str, Route] = {}
     names: dict[str, Route] = {}
     primary_of: dict[str, Route] = {}
@@ -87,7 +95,7 @@ def build_runtime(config: GatewayConfig, source_text: str | bytes = b"") -> Runt
         if r.timeouts is not None:
             timeouts = timeouts.model_copy(update=r.timeouts.model_dump(exclude_none=True))
         route = Route(rname, tuple(r.models), tuple(r.aliases), tuple(compile_pattern(x) for x in r.match), r.description,
-                      r.on_refusal, tuple(r.refusal_fallbacks), r.on_stream_cut, timeouts)
+                      r.on_refusal, tuple(r.refusal_fallbacks), r.on_stream_cut, timeouts, r.kind)
         routes[rname] = route
         names[rname] = route
         for alias in r.aliases:
@@ -105,6 +113,7 @@ def build_runtime(config: GatewayConfig, source_text: str | bytes = b"") -> Runt
     secrets.update(v for t in targets.values() for v in t.headers.values() if v)
     secrets.update(fleet_secrets(config))
     return Runtime(config, targets, adapters, routes, names, primary_of, keys, version, policies=policies,
+                   embedders=embedders,
                    anonymous=anonymous, admin_keys=admin_keys,
                    secrets=tuple(sorted((x for x in secrets if len(x) >= 4), key=len, reverse=True)))
 

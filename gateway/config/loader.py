@@ -18,6 +18,7 @@ from pydantic import ValidationError
 
 from gateway.config.model import PROVIDER_CONFIGS, GatewayConfig, ProviderBase
 from gateway.errors import ConfigError
+from gateway.providers.embeddings import EMBEDDING_KINDS, bedrock_family
 from gateway.routing.patterns import check as check_pattern
 
 _ENV_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
@@ -135,6 +136,8 @@ def _check_references(cfg: GatewayConfig, errors: list[tuple[str, str]]) -> None
     for name, model in cfg.models.items():
         if model.provider not in cfg.providers:
             errors.append((f"models.{name}.provider", f"unknown provider {model.provider!r}"))
+        elif model.kind == "embeddings":
+            _check_embedding_model(name, model, cfg.providers[model.provider], errors)
 
     names: dict[str, str] = {}
     for rname, route in cfg.routes.items():
@@ -148,6 +151,7 @@ def _check_references(cfg: GatewayConfig, errors: list[tuple[str, str]]) -> None
             if m in seen:
                 errors.append((f"routes.{rname}.models[{i}]", f"model {m!r} is listed twice"))
             seen.add(m)
+        _check_route_kind(cfg, rname, route, errors)
         for i, pattern in enumerate(route.match):
             problem = check_pattern(pattern)
             if problem is not None:
@@ -183,6 +187,36 @@ def _check_references(cfg: GatewayConfig, errors: list[tuple[str, str]]) -> None
     for i, key in enumerate(cfg.admin_keys):
         if key.sha256 in client_hashes:
             errors.append((f"admin_keys[{i}].sha256", "an admin key must not also be a client key"))
+
+
+def _check_embedding_model(name: str, model: Any, provider: Any, errors: list[tuple[str, str]]) -> None:
+    kind = provider.kind if isinstance(provider, ProviderBase) else provider.get("kind") if isinstance(provider, dict) \
+        else None
+    if kind not in PROVIDER_CONFIGS:
+        return  # the provider's own errors are reported
+    if kind not in EMBEDDING_KINDS:
+        errors.append((f"models.{name}.kind", f"provider kind {kind} has no embeddings API (embedding models need "
+                                              f"one of: {', '.join(sorted(EMBEDDING_KINDS))})"))
+    elif kind == "bedrock" and bedrock_family(model.model) is None:
+        errors.append((f"models.{name}.model", f"{model.model!r} is not a supported Bedrock embedding model "
+                                               "(amazon.titan-embed-* or cohere.embed-*)"))
+
+
+def _check_route_kind(cfg: GatewayConfig, rname: str, route: Any, errors: list[tuple[str, str]]) -> None:
+    """A chat route lists chat models and an embeddings route embedding models; a mix can never be served."""
+    for field in ("models", "refusal_fallbacks"):
+        for i, m in enumerate(getattr(route, field)):
+            model = cfg.models.get(m)
+            if model is not None and model.kind != route.kind:
+                what = "an embedding" if model.kind == "embeddings" else "a chat"
+                errors.append((f"routes.{rname}.{field}[{i}]",
+                               f"{m!r} is {what} model but this route has kind: {route.kind}"))
+    if route.kind == "embeddings":
+        if route.match:
+            errors.append((f"routes.{rname}.match", "only for chat routes (embeddings requests name their route)"))
+        if cfg.default_route == rname:
+            errors.append(("default_route", f"{rname!r} is an embeddings route; the default route must be a chat "
+                                            "route"))
 
 
 def _check_policies(cfg: GatewayConfig, providers: dict[str, ProviderBase], errors: list[tuple[str, str]]) -> None:

@@ -128,6 +128,21 @@ class ModelConfig(_Strict):
     supports_tools: bool = True
     # Whether the model accepts an assistant message as the last turn (prefill). None: the provider kind's default.
     prefill: bool | None = None
+    # ``embeddings``: an embedding model (``POST /v1/embeddings``), which must declare the length of its vectors
+    # in ``dimensions``; it can only be listed on routes of ``kind: embeddings``.
+    kind: Literal["chat", "embeddings"] = "chat"
+    dimensions: int | None = Field(default=None, gt=0, le=65536)
+    # Send ``dimensions`` upstream (OpenAI ``dimensions``, Gemini ``outputDimensionality``, Titan ``dimensions``,
+    # Cohere ``output_dimension``) for models that shorten their vectors on request; off: the model's own length.
+    send_dimensions: bool = False
+
+    @model_validator(mode="after")
+    def _embedding_dimensions(self) -> ModelConfig:
+        if self.kind == "embeddings" and self.dimensions is None:
+            raise ValueError("dimensions: required for an embedding model (the length of its vectors)")
+        if self.kind == "chat" and (self.dimensions is not None or self.send_dimensions):
+            raise ValueError("dimensions: only for embedding models (set kind: embeddings)")
+        return self
 
 
 class RouteTimeouts(_Strict):
@@ -148,6 +163,9 @@ class SingleVendorOk(_Strict):
 
 class RouteConfig(_Strict):
     models: list[str] = Field(min_length=1)
+    # ``chat`` routes serve /v1/chat/completions; ``embeddings`` routes serve /v1/embeddings and list only
+    # embedding models (failover moves only between models of the same ``dimensions``).
+    kind: Literal["chat", "embeddings"] = "chat"
     aliases: list[str] = Field(default_factory=list)
     match: list[str] = Field(default_factory=list)
     description: str = ""

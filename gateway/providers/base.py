@@ -30,6 +30,7 @@ class Target:
     api_key: str | None = field(default=None, repr=False)
     headers: Mapping[str, str] = field(default_factory=dict, repr=False)
     options: Mapping[str, Any] = field(default_factory=dict)  # kind-specific provider settings
+    dimensions: int | None = None  # an embedding model's vector length; None for a chat model
 
 
 @dataclass(frozen=True, slots=True)

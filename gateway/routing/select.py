@@ -36,7 +36,27 @@ def last_user_text(messages: Sequence[Mapping[str, Any]]) -> str:
     return ""
 
 
-def select_route(runtime: Runtime, model: str | None, header: str | None, messages: Sequence[Any]) -> RouteChoice:
+ENDPOINTS = {"chat": "POST /v1/chat/completions", "embeddings": "POST /v1/embeddings"}
+
+
+def select_route(runtime: Runtime, model: str | None, header: str | None, messages: Sequence[Any],
+                 kind: str = "chat") -> RouteChoice:
+    """The route and chain for a request to an endpoint of ``kind`` (chat | embeddings); a route of the other
+    kind is a clear 400 naming the endpoint that serves it."""
+    choice = _select(runtime, model, header, messages)
+    if choice.route.kind != kind:
+        if kind == "embeddings" and (choice.reason == "default" or choice.reason.startswith("match:")):
+            # `auto`: classification and the default route are for chat only.
+            raise GatewayError(400, "`model` must name an embeddings route, alias or embedding model.",
+                               code="invalid_request", param="model")
+        what = "an embeddings" if choice.route.kind == "embeddings" else "a chat"
+        raise GatewayError(400, f"`{header or model}` is {what} route or model; send it to "
+                                f"{ENDPOINTS[choice.route.kind]}.", code="wrong_endpoint",
+                           param="x-gateway-route" if header else "model")
+    return choice
+
+
+def _select(runtime: Runtime, model: str | None, header: str | None, messages: Sequence[Any]) -> RouteChoice:
     if header:
         route = runtime.names.get(header)
         if route is None:
@@ -53,7 +73,8 @@ def select_route(runtime: Runtime, model: str | None, header: str | None, messag
                 # A model that is no route's primary: find any route that lists it, for its later fallbacks.
                 home = next((r for r in runtime.routes.values() if model in r.models), None)
             if home is None:
-                return RouteChoice(_solo(model), "model", (model,))
+                solo = _solo(model, "chat" if runtime.targets[model].dimensions is None else "embeddings")
+                return RouteChoice(solo, "model", (model,))
             rest = home.models[home.models.index(model) + 1 :]
             return RouteChoice(home, "model", (model, *rest))
         raise GatewayError(404, f"The model `{model}` does not exist on this gateway (no such route, alias or model).",
@@ -71,5 +92,5 @@ def select_route(runtime: Runtime, model: str | None, header: str | None, messag
     return RouteChoice(default, "default", default.models)
 
 
-def _solo(model: str) -> Route:
-    return Route(name=model, models=(model,), aliases=(), patterns=())
+def _solo(model: str, kind: str = "chat") -> Route:
+    return Route(name=model, models=(model,), aliases=(), patterns=(), kind=kind)
