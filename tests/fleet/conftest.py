@@ -130,8 +130,9 @@ def admin(gp: Any, method: str, path: str, **kw: Any) -> httpx.Response:
 
 
 def chat(gp: Any, model: str = "security", **kw: Any) -> httpx.Response:
-    return httpx.post(gp.url + "/v1/chat/completions", headers={"authorization": f"Bearer {kw.pop('key', GATEWAY_KEY)}"},
-                      json={"model": model, "messages": MSG}, timeout=15, **kw)
+    auth = {"authorization": f"Bearer {kw.pop('key', GATEWAY_KEY)}"}
+    return httpx.post(gp.url + "/v1/chat/completions", headers=auth, json={"model": model, "messages": MSG},
+                      timeout=15, **kw)
 
 
 def live_workers(gp: Any) -> list[str]:

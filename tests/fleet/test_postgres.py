@@ -62,7 +62,7 @@ def test_withdrawals_drills_and_audit_live_in_postgres_and_the_reports_read_them
     assert cli_main(["audit", "--config", str(path), "--format", "json"]) == 0
     report = json.loads(capsys.readouterr().out)
     assert report["audit_log"].startswith("postgresql://")
-    assert sum((r.get("traffic") or {}).get("requests", 0) for r in report["routes"]) == 3  # all three answered requests
+    assert sum((r.get("traffic") or {}).get("requests", 0) for r in report["routes"]) == 3  # all 3 answered
     assert cli_main(["explain", "--config", str(path), "--prompt", "security review please"]) == 0
     out = capsys.readouterr().out
     assert "fable-5" in out and "withdrawn" in out
