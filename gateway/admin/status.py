@@ -73,8 +73,9 @@ class Sessions:
 
     def __init__(self, wall: Any = time.time, secret: str | None = None) -> None:
         # ``admin.session_secret`` (shared by a fleet) or random per process.
-        self._secret = (hashlib.sha256(b"gateway-status-session:" + secret.encode()).digest() if secret
-                        else secrets.token_bytes(32))
+        from gateway.state.sessions import session_secret
+
+        self._secret = session_secret(secret) or secrets.token_bytes(32)
         self.wall = wall
 
     def _mac(self, data: str) -> str:

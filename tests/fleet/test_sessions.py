@@ -32,3 +32,25 @@ def test_a_session_from_one_replica_is_valid_on_another_with_a_shared_secret(emu
     solo = dict(cfg, admin={})
     c, d = make_gateway(solo), make_gateway(solo)
     assert _data(d, _login(c)) == 401  # random per process: not valid elsewhere
+
+
+async def test_a_logout_revocation_holds_on_every_replica_and_falls_back_to_memory(redis_server):
+    import time
+
+    from gateway.state.sessions import FleetRevokedSessions
+    from gateway.state.store import RedisStore
+
+    up = [True]
+    a_store, b_store = RedisStore(redis_server.url, "t:"), RedisStore(redis_server.url, "t:")
+    a, b = FleetRevokedSessions(a_store, lambda: up[0]), FleetRevokedSessions(b_store, lambda: up[0])
+    try:
+        await a.revoke("sid-1", time.time() + 60)
+        assert await b.is_revoked("sid-1") and not await b.is_revoked("sid-2")
+        await a.revoke("sid-old", time.time() - 1)  # already expired: nothing to refuse
+        assert not await b.is_revoked("sid-old")
+        redis_server.kill()
+        await a.revoke("sid-3", time.time() + 60)  # during an outage: held where it was made, nothing raises
+        assert await a.is_revoked("sid-3") and not await b.is_revoked("sid-3")
+    finally:
+        await a_store.close()
+        await b_store.close()
