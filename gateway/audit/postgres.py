@@ -135,6 +135,14 @@ class PostgresAuditStore:
             sql += " AND route = %s"
             args.append(route)
         sql += " ORDER BY time, id"
+        yield from self._select(sql, args)
+
+    def newest(self, since: float, limit: int) -> list[dict[str, Any]]:
+        """At most ``limit`` rows with ``time >= since``, newest first (the status page's recent activity)."""
+        sql = f"SELECT {', '.join(COLUMNS)} FROM requests WHERE time >= %s ORDER BY time DESC, id DESC LIMIT %s"
+        return list(self._select(sql, [since, limit]))
+
+    def _select(self, sql: str, args: Sequence[Any]) -> Iterator[dict[str, Any]]:
         with self._lock:
             conn = self._c()
             with conn.transaction():
@@ -142,7 +150,7 @@ class PostgresAuditStore:
         for values in fetched:
             row = dict(zip(COLUMNS, values, strict=True))
             for c in _JSON_COLUMNS:
-                if isinstance(row[c], str):  # JSONB comes back decoded; text (older rows) does not
+                if isinstance(row[c], str):  # JSONB comes back decoded; text does not
                     row[c] = json.loads(row[c])
             row["stream"] = bool(row["stream"])
             yield row

@@ -50,6 +50,7 @@ def test_withdrawals_drills_and_audit_live_in_postgres_and_the_reports_read_them
     _wait(lambda: store.count() >= 2, "the audit rows never reached PostgreSQL")
     rows = list(store.rows(0))
     assert rows[-1]["served"] == ["gpt-5"] and rows[-1]["attempts"][0]["outcome"] == "skipped:withdrawn_by_operator"
+    assert store.newest(0, 1) == rows[-1:]
     store.close()
 
     # A restarted gateway (or another replica) takes the withdrawal from the database.
