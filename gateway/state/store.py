@@ -139,8 +139,15 @@ class RedisStore:
         self.channel = prefix + "events"
         self._k_marks = prefix + "marks"
         self._k_workers = prefix + "workers"
+        from redis.asyncio.retry import Retry
+        from redis.backoff import NoBackoff
+        from redis.exceptions import ConnectionError as RedisConnectionError
+
+        # One immediate retry on a connection error: after Redis restarts, the pool's idle connections are dead and
+        # the first command on each would fail (an acknowledgement lost for nothing); a real outage still fails fast.
         self._r = aioredis.from_url(url, socket_connect_timeout=connect_timeout, socket_timeout=timeout,
-                                    retry_on_timeout=False, health_check_interval=0, decode_responses=False)
+                                    retry_on_timeout=False, health_check_interval=0, decode_responses=False,
+                                    retry=Retry(NoBackoff(), 1), retry_on_error=[RedisConnectionError])
         self._take = self._r.register_script(_TAKE_TOKEN)
         self._release = self._r.register_script(_RELEASE_PROBE)
         self._beat = self._r.register_script(_HEARTBEAT)

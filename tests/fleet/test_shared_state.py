@@ -132,4 +132,4 @@ def test_redis_killed_mid_load_fails_no_request_and_state_resyncs_when_it_is_bac
     # The withdrawal made during the outage was announced on resync: the other replica (its own state_dir) has it.
     assert admin(gps[1], "GET", "/admin/state").json()["models"]["qwen-coder"]["state"] == "withdrawn_by_operator"
     r = admin(gps[1], "DELETE", "/admin/withdrawals/model/qwen-coder")
-    assert r.status_code == 200 and r.json()["propagation"]["complete"] is True
+    assert r.status_code == 200 and r.json()["propagation"]["complete"] is True, r.text
