@@ -117,7 +117,7 @@ class PostgresServer:
     def start(self) -> PostgresServer:
         if not self.data.exists():
             self._run(str(PG_BIN / "initdb"), "-D", str(self.data), "-U", self.user, "-A", "trust", "-E", "UTF8",
-                      "--no-sync", "--no-instructions")
+                      "--locale=C", "--no-sync", "--no-instructions")
         self._run(str(PG_BIN / "pg_ctl"), "-D", str(self.data), "-l", str(self.dir / "log"), "-w", "-t", "30",
                   "-o", f"-p {self.port} -k {self.dir} -c listen_addresses=127.0.0.1 -c fsync=off "
                         "-c synchronous_commit=off -c full_page_writes=off", "start")
