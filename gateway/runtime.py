@@ -53,6 +53,7 @@ class Runtime:
     admin_keys: dict[str, str] = field(default_factory=dict)  # sha256 hex -> admin key name
     # Provider keys and extra header values, longest first: masked wherever text may reach a client or a log.
     secrets: tuple[str, ...] = ()
+    classifier: Any = None  # gateway.routing.classify.Classifier when a route has `classify`, else None
 
     @property
     def default_route(self) -> Route | None:
@@ -108,14 +109,31 @@ def build_runtime(config: GatewayConfig, source_text: str | bytes = b"") -> Runt
     admin_keys = {k.sha256: k.name for k in config.admin_keys}
     if isinstance(source_text, str):
         source_text = source_text.encode()
-    version = hashlib.sha256(source_text or config.model_dump_json().encode()).hexdigest()[:12]
+    digest = hashlib.sha256(source_text or config.model_dump_json().encode())
+    for r in config.routes.values():  # examples files are part of the config: an edit makes a new version
+        if r.classify is not None and r.classify._file_examples:
+            digest.update("\0".join(r.classify._file_examples).encode())
+    version = digest.hexdigest()[:12]
+    classifier = _classifier(config)
     secrets = {t.api_key for t in targets.values() if t.api_key}
     secrets.update(v for t in targets.values() for v in t.headers.values() if v)
     secrets.update(fleet_secrets(config))
     return Runtime(config, targets, adapters, routes, names, primary_of, keys, version, policies=policies,
                    embedders=embedders,
-                   anonymous=anonymous, admin_keys=admin_keys,
+                   anonymous=anonymous, admin_keys=admin_keys, classifier=classifier,
                    secrets=tuple(sorted((x for x in secrets if len(x) >= 4), key=len, reverse=True)))
+
+
+def _classifier(config: GatewayConfig) -> Any:
+    if not any(r.classify is not None for r in config.routes.values()):
+        return None  # nothing imported: the classifier's libraries load only for configs that use it
+    from gateway.errors import ConfigError
+    from gateway.routing.classify import build_classifier
+
+    try:
+        return build_classifier(config)
+    except ValueError as e:  # EngineError included
+        raise ConfigError([f"classifier: {e}"]) from None
 
 
 _COMMON_PROVIDER_FIELDS = {"kind", "base_url", "api_key", "vendor", "jurisdiction", "headers", "timeouts"}

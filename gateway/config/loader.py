@@ -106,9 +106,59 @@ def parse_config(data: Any, source: str = "<config>", env: Mapping[str, str] | N
         raise ConfigError([f"{source}: {p}: {m}" for p, m in errors]) from None
     _check_references(cfg, errors)
     _check_policies(cfg, providers, errors)
+    cfg = _load_classifier(cfg, source, errors)
     if errors:
         raise ConfigError([f"{source}: {p}: {m}" for p, m in errors])
     return cfg.model_copy(update={"providers": providers})
+
+
+def _load_classifier(cfg: GatewayConfig, source: str, errors: list[tuple[str, str]]) -> GatewayConfig:
+    """Read every route's ``classify.examples_file`` (relative to the config file; re-read on each load, so
+    examples reload with the config) and check the embedding engine's files and hashes. Returns the config with
+    the file examples attached and the embedding paths made absolute."""
+    from gateway.routing.classify.corpus import read_examples_file
+    from gateway.routing.classify.engines import DEFAULT_MODEL, DEFAULT_TOKENIZER, EngineError, resolve_file
+
+    src = Path(source)
+    base = src.resolve().parent if src.is_file() else None
+    tasks: dict[str, str] = {}
+    classifying = False
+    for rname, route in cfg.routes.items():
+        c = route.classify
+        if c is None:
+            continue
+        if route.kind != "chat":
+            errors.append((f"routes.{rname}.classify", "only for chat routes (embeddings requests name their route)"))
+            continue
+        classifying = True
+        if c.builtin is not None:
+            if c.builtin in tasks:
+                errors.append((f"routes.{rname}.classify.builtin",
+                               f"builtin task {c.builtin!r} is already used by routes.{tasks[c.builtin]}"))
+            tasks[c.builtin] = rname
+        if c.examples_file:
+            p = Path(c.examples_file)
+            if not p.is_absolute() and base is not None:
+                p = base / p
+            try:
+                c._file_examples = tuple(read_examples_file(p))
+            except ValueError as e:
+                errors.append((f"routes.{rname}.classify.examples_file", f"{p}: {e}"))
+    emb = cfg.classifier.embedding
+    if not classifying or cfg.classifier.engine != "embedding":
+        return cfg
+    resolved = {}
+    for field, sha_field, default in (("model", "model_sha256", DEFAULT_MODEL),
+                                      ("tokenizer", "tokenizer_sha256", DEFAULT_TOKENIZER)):
+        try:
+            path, sha = resolve_file(field, getattr(emb, field), getattr(emb, sha_field), default, base)
+            resolved[field], resolved[sha_field] = str(path), sha
+        except EngineError as e:
+            errors.append((f"classifier.embedding.{field}", str(e)))
+    if len(resolved) < 4:
+        return cfg
+    emb = emb.model_copy(update=resolved)
+    return cfg.model_copy(update={"classifier": cfg.classifier.model_copy(update={"embedding": emb})})
 
 
 def _validate_providers(raw_providers: Any, errors: list[tuple[str, str]]) -> dict[str, ProviderBase]:

@@ -35,6 +35,7 @@ ROUTE_MODEL_INFO = "gateway_route_model_info"
 AUDIT_QUEUE_DEPTH = "gateway_audit_queue_depth"
 AUDIT_DROPPED_TOTAL = "gateway_audit_dropped_total"
 STATE_STORE_UP = "gateway_state_store_up"
+ROUTE_CLASSIFICATIONS_TOTAL = "gateway_route_classifications_total"
 
 _LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120)
 _DEPTH_BUCKETS = (0, 1, 2, 3, 4, 5, 8)
@@ -72,6 +73,10 @@ class Metrics:
         self.state_store_up = Gauge(STATE_STORE_UP, "1 while live state is shared with the fleet (state.backend "
                                     "redis reachable; always 1 for the in-process memory store), else 0.", registry=r)
         self.state_store_up.set_function(lambda: 1.0)
+        self.classifications = Counter(ROUTE_CLASSIFICATIONS_TOTAL, "Task classifier decisions for auto requests: "
+                                       "route (the nearest route, or none), engine (builtin | embedding), outcome "
+                                       "(matched | below_threshold | no_route).", ["route", "engine", "outcome"],
+                                       registry=r)
         self._children: dict[tuple, Any] = {}
         # ``gateway serve --workers N`` sets PROMETHEUS_MULTIPROC_DIR: counters and histograms then live in files
         # shared by the workers (prometheus-client's multiprocess mode), so any worker answers for all of them.
@@ -124,6 +129,10 @@ class Metrics:
             prev = a
         if served is not None and served in chain:
             child(self.depth, route).observe(chain.index(served))
+
+    def record_classification(self, verdict: Any) -> None:
+        """One classifier decision (``gateway.routing.classify.Verdict``); labels are config names and enums."""
+        self.child(self.classifications, verdict.candidate or "none", verdict.engine, verdict.outcome).inc()
 
     def exposition(self) -> bytes:
         if self._multiproc_dir is not None:
