@@ -38,6 +38,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
         import tempfile
 
         os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="gateway-metrics-")
+    elif os.environ.get("PROMETHEUS_MULTIPROC_DIR"):  # set by the deployment (an emptyDir): it must exist
+        os.makedirs(os.environ["PROMETHEUS_MULTIPROC_DIR"], exist_ok=True)
     uvicorn.run(
         "gateway.cli:_factory",
         factory=True,
