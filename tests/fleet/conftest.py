@@ -62,7 +62,9 @@ def start_replicas(cfg: dict[str, Any], base: Path, started: list[GatewayProcess
         c = {**cfg, "state_dir": str(d / "state")}
         path = d / "gateway.yaml"
         path.write_text(yaml.safe_dump(c, sort_keys=False))
-        gp = GatewayProcess(path, workers=workers, env={"GATEWAY_REPLICA": f"r{i}"}, log=d / "log.txt")
+        # As the Kubernetes Deployment does: a named replica, a metrics directory that does not exist yet.
+        env = {"GATEWAY_REPLICA": f"r{i}", "PROMETHEUS_MULTIPROC_DIR": str(d / "metrics")}
+        gp = GatewayProcess(path, workers=workers, env=env, log=d / "log.txt")
         started.append(gp)
         out.append(gp.spawn())
     for gp in out:
