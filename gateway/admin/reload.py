@@ -83,6 +83,9 @@ class ConfigReloader:
                     gw.swap(runtime)
                     if runtime.config.state_dir != old.config.state_dir:
                         log.warning("config reload: state_dir changed; it takes effect at the next restart")
+                    for field in ("state", "store"):  # connections are made once, at start-up
+                        if getattr(runtime.config, field) != getattr(old.config, field):
+                            log.warning("config reload: %s changed; it takes effect at the next restart", field)
                 res = ReloadResult("ok" if changed else "unchanged", trigger, time.time(), runtime.version)
                 self.counts["ok"] += 1
                 gw.metrics.reloads.labels("ok").inc()
