@@ -15,13 +15,21 @@ WITHDRAW = {"target": "model", "name": "fable-5", "reason": "Commerce Department
             "contact": "never"}
 
 
-def _load(gps, stop: threading.Event, results: list[int], per: int = 2) -> list[threading.Thread]:
+def _load(gps, stop: threading.Event, results: list[int], per: int = 2,
+          sent: list[tuple[float, str]] | None = None) -> list[threading.Thread]:
+    """Continuous requests; ``results`` gets each status; ``sent`` (if given) each request's send time and the
+    attempts the gateway made for it."""
     def run(gp) -> None:
         while not stop.is_set():
+            t = time.time()
             try:
-                results.append(chat(gp).status_code)
+                r = chat(gp)
             except Exception:  # noqa: BLE001 - a transport failure counts as a failed request
                 results.append(-1)
+                continue
+            results.append(r.status_code)
+            if sent is not None:
+                sent.append((t, r.headers.get("x-gateway-attempts", "")))
 
     threads = [threading.Thread(target=run, args=(gp,), daemon=True) for gp in gps for _ in range(per)]
     for t in threads:
@@ -33,7 +41,8 @@ def test_withdrawal_is_in_force_on_all_four_workers_before_the_admin_call_return
     r0, r1 = fleet.gps
     stop = threading.Event()
     results: list[int] = []
-    threads = _load([r0, r1], stop, results)
+    sent: list[tuple[float, str]] = []
+    threads = _load([r0, r1], stop, results, sent=sent)
     try:
         deadline = time.monotonic() + 5
         while len(emu.attempts("fable-5")) < 8:  # the load is reaching the model on every replica
@@ -45,12 +54,22 @@ def test_withdrawal_is_in_force_on_all_four_workers_before_the_admin_call_return
         prop = r.json()["propagation"]
         assert prop["complete"] is True and prop["not_applied"] == [], prop
         assert len(prop["applied"]) == 4 and {w.split("/")[0] for w in prop["applied"]} == {"r0", "r1"}, prop
-        time.sleep(1.0)  # keep the load on: any worker that still used the model would contact it now
+        # Keep the load on (any worker that still used the model would contact it now), for a second at least and
+        # until enough requests were sent after the return (bounded).
+        deadline = time.monotonic() + 10
+        time.sleep(1.0)
+        while sum(1 for t, _ in list(sent) if t > returned) < 12 and time.monotonic() < deadline:
+            time.sleep(0.1)
     finally:
         stop.set()
         for t in threads:
             t.join(10)
-    late = [a for a in emu.attempts("fable-5") if a["time"] > returned]
+    # Every request sent after the call returned, on any worker of any replica, skipped the model...
+    after = [attempts for t, attempts in sent if t > returned]
+    assert len(after) >= 12 and all(a.startswith("fable-5=skipped:withdrawn_by_operator") for a in after), after[:3]
+    # ...and the model heard nothing after it (the emulator stamps a request when it handles it, so allow for
+    # its own scheduling delay on a loaded machine: an attempt sent before the return may be stamped just after).
+    late = [a for a in emu.attempts("fable-5") if a["time"] > returned + 0.25]
     assert late == [], f"{len(late)} contacts with the withdrawn model after the admin call returned"
     assert results and set(results) == {200}, f"failed requests: {[s for s in results if s != 200][:5]}"
 
