@@ -49,7 +49,8 @@ AUDIT_SCHEMA = (
         id BIGSERIAL PRIMARY KEY, request_id TEXT NOT NULL, time DOUBLE PRECISION NOT NULL, key_name TEXT,
         route TEXT NOT NULL, route_reason TEXT, stream BOOLEAN NOT NULL, status INTEGER NOT NULL,
         latency DOUBLE PRECISION NOT NULL, served JSONB, chain JSONB, usage JSONB, caller JSONB, error TEXT,
-        prompt_hash TEXT, attempts JSONB)""",
+        prompt_hash TEXT, attempts JSONB, dialect TEXT)""",
+    "ALTER TABLE requests ADD COLUMN IF NOT EXISTS dialect TEXT",  # tables made before the inbound dialects
     "CREATE INDEX IF NOT EXISTS requests_time ON requests (time)",
     "CREATE INDEX IF NOT EXISTS requests_route_time ON requests (route, time)",
 )
