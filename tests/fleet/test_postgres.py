@@ -84,14 +84,15 @@ def test_postgres_down_buffers_the_audit_then_counts_drops_and_never_fails_a_req
         statuses = [chat(gw).status_code for _ in range(30)]
         assert set(statuses) == {200}  # withdrawals keep being enforced from memory; nothing waits for the DB
         assert all(chat(gw).headers["x-gateway-attempts"].startswith("fable-5=skipped") for _ in range(3))
-        _wait(lambda: writer.unavailable, "the writer never noticed the database was away")
-        assert writer.depth <= 20 and writer.dropped >= 10
+        # 33 answered, room for 20: the rest is dropped and counted (a batch being retried is out of the queue for
+        # a moment, so wait for the writer to settle rather than read it mid-retry).
+        _wait(lambda: writer.unavailable and writer.dropped >= 13, "the writer never buffered and dropped")
+        assert writer.dropped == 13 and writer.depth <= 20
         metrics = httpx.get(gw.url + "/metrics").text
-        assert any(line.startswith("gateway_audit_dropped_total ") and float(line.split()[1]) >= 10
-                   for line in metrics.splitlines())
+        assert "gateway_audit_dropped_total 13.0" in metrics
     finally:
         postgres_session.start()
     _wait(lambda: writer.depth == 0 and not writer.unavailable, "the buffered records were never written", 15)
     store = PostgresAuditStore(url, readonly=True)
-    assert store.count() + writer.dropped == 33 and store.count() >= 20  # 33 answered: buffered or counted
+    assert store.count() == 20 and writer.dropped == 13  # 33 answered: each one written or counted
     store.close()
