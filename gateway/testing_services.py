@@ -21,7 +21,17 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
-PG_BIN = Path(os.environ.get("GATEWAY_PG_BIN", "/usr/lib/postgresql/15/bin"))
+def pg_bin() -> Path:
+    """Where initdb/pg_ctl live: ``$GATEWAY_PG_BIN``, else the newest /usr/lib/postgresql/<version>/bin (Debian
+    keeps the server binaries off PATH), else the directory of an ``initdb`` on PATH."""
+    if os.environ.get("GATEWAY_PG_BIN"):
+        return Path(os.environ["GATEWAY_PG_BIN"])
+    found = sorted(Path("/usr/lib/postgresql").glob("*/bin/initdb"),
+                   key=lambda p: int(p.parts[-3]) if p.parts[-3].isdigit() else 0)
+    if found:
+        return found[-1].parent
+    on_path = shutil.which("initdb")
+    return Path(on_path).parent if on_path else Path("/usr/lib/postgresql/15/bin")
 
 
 class MissingService(RuntimeError):
@@ -91,9 +101,10 @@ class PostgresServer:
     run as root: as root the cluster belongs to ``nobody`` (commands run through ``runuser``)."""
 
     def __init__(self) -> None:
-        if not (PG_BIN / "initdb").exists():
-            raise MissingService(f"PostgreSQL is not installed ({PG_BIN}/initdb missing): apt-get install postgresql "
-                                 "(make test installs it when run as root)")
+        self.bin = pg_bin()
+        if not (self.bin / "initdb").exists():
+            raise MissingService(f"PostgreSQL is not installed ({self.bin}/initdb missing): apt-get install "
+                                 "postgresql (make test installs it when run as root)")
         self.dir = Path(tempfile.mkdtemp(prefix="gw-pg-"))
         self.data = self.dir / "data"
         self.port = free_port()
@@ -116,14 +127,14 @@ class PostgresServer:
 
     def start(self) -> PostgresServer:
         if not self.data.exists():
-            self._run(str(PG_BIN / "initdb"), "-D", str(self.data), "-U", self.user, "-A", "trust", "-E", "UTF8",
+            self._run(str(self.bin / "initdb"), "-D", str(self.data), "-U", self.user, "-A", "trust", "-E", "UTF8",
                       "--locale=C", "--no-sync", "--no-instructions")
-        self._run(str(PG_BIN / "pg_ctl"), "-D", str(self.data), "-l", str(self.dir / "log"), "-w", "-t", "30",
+        self._run(str(self.bin / "pg_ctl"), "-D", str(self.data), "-l", str(self.dir / "log"), "-w", "-t", "30",
                   "-o", f"-p {self.port} -k {self.dir} -c listen_addresses=127.0.0.1 -c fsync=off "
                         "-c synchronous_commit=off -c full_page_writes=off", "start")
         self.started = True
         if not (self.dir / "created").exists():
-            self._run(str(PG_BIN / "createdb"), "-h", "127.0.0.1", "-p", str(self.port), "-U", self.user, "gateway")
+            self._run(str(self.bin / "createdb"), "-h", "127.0.0.1", "-p", str(self.port), "-U", self.user, "gateway")
             (self.dir / "created").touch()
         return self
 
@@ -139,7 +150,7 @@ class PostgresServer:
     def kill(self) -> None:
         if self.started:
             with contextlib.suppress(Exception):
-                self._run(str(PG_BIN / "pg_ctl"), "-D", str(self.data), "-m", "immediate", "-w", "stop")
+                self._run(str(self.bin / "pg_ctl"), "-D", str(self.data), "-m", "immediate", "-w", "stop")
             self.started = False
 
     def stop(self) -> None:
