@@ -152,7 +152,7 @@ class Fleet:
     async def _send(self, msg: dict[str, Any]) -> None:
         t, model = msg["t"], msg.get("m", "")
         if t == "mark":
-            body = {"k": msg["k"], "u": msg["u"], "msg": msg.get("msg", ""), "o": self.worker}
+            body = {"k": msg["k"], "u": msg["u"], "msg": msg.get("msg", ""), "o": self.worker, "n": msg.get("n", 0)}
             await self.store.put_mark(model, body, {**msg, "o": self.worker})
         elif t == "clear":
             await self.store.clear_mark(model, {"t": "clear", "m": model, "o": self.worker})
@@ -208,7 +208,8 @@ class Fleet:
         model = str(msg.get("m", ""))
         if t == "mark":
             with contextlib.suppress(TypeError, ValueError, KeyError):
-                self.state.apply_mark(model, str(msg["k"]), float(msg["u"]), str(msg.get("msg", "")), str(origin))
+                self.state.apply_mark(model, str(msg["k"]), float(msg["u"]), str(msg.get("msg", "")), str(origin),
+                                      int(msg.get("n", 0)))
         elif t == "clear":
             self.state.apply_clear(model)
         elif t == "withdrawals":
@@ -259,9 +260,11 @@ class Fleet:
         for model, m in (await self.store.marks()).items():
             with contextlib.suppress(TypeError, ValueError, KeyError):
                 if m.get("o") != self.worker:
-                    self.state.apply_mark(model, str(m["k"]), float(m["u"]), str(m.get("msg", "")), str(m.get("o")))
+                    self.state.apply_mark(model, str(m["k"]), float(m["u"]), str(m.get("msg", "")), str(m.get("o")),
+                                          int(m.get("n", 0)))
         for model, r in self.state.own_marks():
-            body = {"k": r.kind, "u": self.state.to_wall(r.until), "msg": r.message, "o": self.worker}
+            body = {"k": r.kind, "u": self.state.to_wall(r.until), "msg": r.message, "o": self.worker,
+                    "n": r.openings}
             await self.store.put_mark(model, body, {"t": "mark", "m": model, **body})
         # Withdrawals: the newer of the fleet's copy and ours wins. A change made here during an outage reaches the
         # replicas that do not share our durable store; one made elsewhere (or before we started) reaches us.

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from gateway.errors import ErrorKind
-from gateway.failover.breaker import BreakerState
+from gateway.failover.breaker import BreakerState, open_for
 from gateway.failover.state import MemoryStateStore
 from gateway.failover.table import DECISIONS, Mark
 
@@ -35,6 +35,7 @@ class RemoteMark:
     message: str = ""
     origin: str = ""
     wall: float = 0.0  # ``until`` as published (wall clock): names the breaker's opening, for its probe token
+    openings: int = 0  # breaker marks: consecutive openings fleet-wide (each failed probe doubles the cooldown)
 
     @property
     def epoch(self) -> str:
@@ -104,10 +105,15 @@ class FleetState(MemoryStateStore):
         probing = model in self._probing
         if mark is Mark.BREAKER:
             b = st.breaker
-            if b.recorded_state is BreakerState.OPEN and (was is not BreakerState.OPEN or probing):
-                self._share(model, BREAKER_OPEN, b.open_until or self._clock() + b.cooldown)
-            elif probing:  # the fleet probe failed here, where this worker's own breaker was closed
-                self._share(model, BREAKER_OPEN, self._clock() + getattr(b, "current_cooldown", b.cooldown))
+            reopened = b.recorded_state is BreakerState.OPEN and (was is not BreakerState.OPEN or probing)
+            if reopened or probing:
+                # The fleet's count of consecutive openings decides the cooldown (doubled per failed probe, up to
+                # max_cooldown), whichever worker's probe failed: this one's own breaker may have been closed.
+                prev = self.remote.get(model)
+                fleet_n = prev.openings if prev is not None and prev.kind == BREAKER_OPEN else 0
+                n = max(b.s.openings if reopened else 0, fleet_n + 1 if probing else 1)
+                until = self._clock() + open_for(b.cooldown, b.max_cooldown, n)
+                self._share(model, BREAKER_OPEN, max(until, b.open_until or 0.0) if reopened else until, openings=n)
             if probing:
                 del self._probing[model]  # its token stays taken: it belongs to the opening that just ended
             return
@@ -132,10 +138,10 @@ class FleetState(MemoryStateStore):
             self.outbox({"t": "clear", "m": model})
 
     # -- sharing -------------------------------------------------------------------------------------------
-    def _share(self, model: str, kind: str, until: float, message: str = "") -> None:
+    def _share(self, model: str, kind: str, until: float, message: str = "", openings: int = 0) -> None:
         wall = self.to_wall(until)
-        self.remote[model] = RemoteMark(kind, until, message, self.worker, wall)
-        self.outbox({"t": "mark", "m": model, "k": kind, "u": wall, "msg": message})
+        self.remote[model] = RemoteMark(kind, until, message, self.worker, wall, openings)
+        self.outbox({"t": "mark", "m": model, "k": kind, "u": wall, "msg": message, "n": openings})
 
     def _end_probe(self, model: str) -> None:
         epoch = self._probing.pop(model, None)
@@ -148,7 +154,8 @@ class FleetState(MemoryStateStore):
         when it starts, extends the token to ``probe_ttl``."""
         self._granted[model] = (epoch, self._clock() + CLAIM_TTL * 0.8)
 
-    def apply_mark(self, model: str, kind: str, until_wall: float, message: str = "", origin: str = "") -> None:
+    def apply_mark(self, model: str, kind: str, until_wall: float, message: str = "", origin: str = "",
+                   openings: int = 0) -> None:
         """A mark another worker published (or one read back from the store on resync)."""
         until = self.from_wall(until_wall)
         if until <= self._clock() and kind != BREAKER_OPEN:
@@ -156,7 +163,7 @@ class FleetState(MemoryStateStore):
         cur = self.remote.get(model)
         if cur is not None and cur.kind == kind and cur.until >= until and cur.origin == self.worker:
             return  # our own, at least as long
-        self.remote[model] = RemoteMark(kind, until, message[:300], origin, until_wall)
+        self.remote[model] = RemoteMark(kind, until, message[:300], origin, until_wall, openings)
 
     def apply_clear(self, model: str) -> None:
         """Another worker's fleet probe succeeded, or an operator reinstated the model: forget what this worker

@@ -96,3 +96,19 @@ def test_mirror_makes_the_local_database_equal_to_the_fleets_set(tmp_path):
     v = db.version()
     assert db.mirror(fleet) is False and db.version() == v  # no change, no write
     assert db.events(1)[0]["action"] == "fleet-sync"
+
+
+def test_each_failed_fleet_probe_doubles_the_cooldown_whoever_sent_it():
+    st, sent, _, clock = _state()
+    st.configure(["a", "b"], 2, 5.0, 60.0, max_cooldown=15.0)
+    st.apply_mark("a", BREAKER_OPEN, st.to_wall(clock() + 5), origin="r1/7", openings=1)  # opened elsewhere
+    lengths = []
+    for _ in range(3):
+        clock.advance(st.remote["a"].until - clock() + 0.01)
+        st.skip_reason("a")
+        st.grant_probe("a", st.remote["a"].epoch)
+        assert st.skip_reason("a") is None  # the fleet's probe, here (this worker's own breaker is closed)
+        st.record_failure("a", ErrorKind.TRANSIENT, None, "")
+        lengths.append(round(st.remote["a"].until - clock(), 3))
+    assert lengths == [10.0, 15.0, 15.0]  # 5 s doubled per failed probe, capped by max_cooldown
+    assert [m["n"] for m in sent if m["t"] == "mark"] == [2, 3, 4]
