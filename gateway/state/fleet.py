@@ -62,7 +62,7 @@ class Fleet:
         self.replica = replica
         self.worker = worker
         self.ack_timeout = ack_timeout
-        self.lifecycle = lifecycle or (lambda event, **f: None)
+        self._lifecycle = lifecycle
         self.wall = wall
         self.up = False
         self.transitions = 0
@@ -114,11 +114,13 @@ class Fleet:
         self.up = up
         self.state.shared = up
         self.transitions += 1
-        if up:
+        # One line per transition: the JSON lifecycle event when the gateway gave us its log, else a plain line.
+        if self._lifecycle is not None:
+            self._lifecycle("state_store_up" if up else "state_store_down", worker=self.worker, reason=why)
+        elif up:
             log.warning("state store up: live state is shared with the fleet (%s)", self.worker)
         else:
             log.warning("state store DOWN: this worker goes on with local state (%s): %s", self.worker, why)
-        self.lifecycle("state_store_up" if up else "state_store_down", worker=self.worker)
 
     # -- outgoing --------------------------------------------------------------------------------------------
     def _queue(self, msg: dict[str, Any]) -> None:

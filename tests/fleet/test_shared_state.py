@@ -3,6 +3,7 @@ upstream-detected withdrawals; and what happens while Redis is away."""
 
 from __future__ import annotations
 
+import json
 import threading
 import time
 
@@ -124,6 +125,9 @@ def test_redis_killed_mid_load_fails_no_request_and_state_resyncs_when_it_is_bac
         assert time.monotonic() < deadline, "the workers never reconnected"
         time.sleep(0.1)
     wait_for_workers(gps[0], 4)
+    # One log line per transition and worker (no line per failed request or per reconnection attempt).
+    downs = [line for gp in gps for line in gp.log_path.read_text().splitlines() if '"state_store_down"' in line]
+    assert len(downs) == 4 and len({json.loads(line)["worker"] for line in downs}) == 4, downs
     # ...and is shared once Redis is back: every worker re-shares the marks it holds.
     time.sleep(0.3)
     emu.clear()
