@@ -21,6 +21,8 @@ ONPREM_KEY = "onprem-FAKE-7c6b5a4d"  # not key-shaped: only known-secret redacti
 HEADER_SECRET = "hdr-FAKE-1029384756"
 CLIENT_KEY = "gw-FAKE-CLIENT-3a2b1c"
 PROMPT = "PROMPT-CANARY-5e4d3c please do a security review"
+MSG = [{"role": "user", "content": "Please do a security review of this login handler."}]
+_ADMIN_KEY_FOR_STATE = "gw-admin-key-0123456789"
 SECRETS = (PROVIDER_KEY, ONPREM_KEY, HEADER_SECRET, CLIENT_KEY, "PROMPT-CANARY-5e4d3c")
 
 
@@ -84,3 +86,22 @@ def test_lifecycle_events_drop_content_fields_and_redact(caplog):
     line = json.loads(rec.getMessage())
     assert line["event"] == "withdrawal" and line["actor"] == "alice" and line["reason"] == "leaked ***"
     assert "prompt" not in line and "headers" not in line and "api_key" not in line
+
+
+def test_upstream_error_text_in_model_state_is_redacted(emu, make_gateway, client_for):
+    """The reason a model is marked unavailable is the provider's error text, shown by /admin/state and the
+    status page: a provider that echoes (part of) our key must not have it shown there."""
+    import hashlib
+
+    emu.set("fable-5", "access_revoked")
+    cfg = base_config(emu.url)
+    cfg["admin_keys"] = [{"name": "ops", "sha256": hashlib.sha256(_ADMIN_KEY_FOR_STATE.encode()).hexdigest()}]
+    gw = make_gateway(cfg)
+    client_for(gw).chat.completions.create(model="security", messages=MSG)
+    auth = {"authorization": f"Bearer {_ADMIN_KEY_FOR_STATE}"}
+    for path in ("/admin/state", "/status/data"):
+        r = httpx.get(gw.url + path, headers=auth, timeout=10)
+        assert r.status_code == 200
+        reason = r.json()["models"]["fable-5"]["reason"]
+        # OpenAI (and the emulator) echo a masked key, "sk-emula***-key": key-shaped text is masked everywhere else
+        assert "Incorrect API key" in reason and "sk-" not in reason, reason

@@ -8,6 +8,7 @@ from gateway.cli import main as cli_main
 from gateway.config.durations import parse_duration
 from gateway.config.loader import load_config, parse_config
 from gateway.errors import ConfigError
+from tests.conftest import base_config
 
 GOOD = {
     "providers": {"p": {"kind": "openai", "base_url": "http://127.0.0.1:1/v1", "api_key": "${KEY}"}},
@@ -77,6 +78,31 @@ def test_all_errors_are_reported_at_once():
     data["providers"]["p"]["bogus"] = 1
     errors = _errors(data)
     assert len(errors) == 2
+
+
+def _base(**over):
+    return base_config("http://127.0.0.1:1", **over)
+
+
+@pytest.mark.parametrize("field", ["connect", "first_token", "idle", "total"])
+def test_zero_timeouts_are_config_errors(field):
+    cfg = _base()
+    cfg["failover"]["timeouts"][field] = 0
+    with pytest.raises(ConfigError) as e:
+        parse_config(cfg)
+    assert f"failover.timeouts.{field}" in str(e.value)
+    cfg = _base()
+    cfg["routes"]["general"]["timeouts"] = {"total": 0} if field == "total" else {"idle": "0s"}
+    with pytest.raises(ConfigError):
+        parse_config(cfg)
+
+
+def test_the_same_admin_key_listed_twice_is_a_config_error():
+    h = "a" * 64
+    cfg = _base(admin_keys=[{"name": "ops", "sha256": h}, {"name": "ops2", "sha256": h}])
+    with pytest.raises(ConfigError) as e:
+        parse_config(cfg)
+    assert "admin_keys[1].sha256" in str(e.value)
 
 
 def test_yaml_syntax_and_duplicate_keys(tmp_path):
