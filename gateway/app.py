@@ -23,6 +23,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from gateway.admin.api import build_admin_router
 from gateway.admin.reload import ConfigReloader
 from gateway.admin.status import build_status_router
+from gateway.api import openapi
 from gateway.api.asgi import send_error
 from gateway.api.chat import ChatEndpoint, authenticate
 from gateway.api.ratelimit import RateLimiter
@@ -285,6 +286,7 @@ def build_api(gw: Gateway) -> FastAPI:
                 data.append({"id": name, "object": "model", "created": 0, "owned_by": t.vendor})
         return {"object": "list", "data": data}
 
+    openapi.install(app)  # the pure-ASGI endpoints (chat completions) appear in /openapi.json too
     return app
 
 
