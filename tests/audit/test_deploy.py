@@ -83,7 +83,7 @@ def test_alert_rules_pass_promtool():
     promtool = shutil.which("promtool")
     if promtool is None:
         pytest.fail("promtool not found: install the Debian package `prometheus` (apt-get install -y prometheus); "
-                    ".ci/run does this before `make test`")
+                    "`make test` does this itself (scripts/ensure-system-deps.sh)")
     r = subprocess.run([promtool, "check", "rules", str(ALERTS)], check=False, capture_output=True, text=True,
                        timeout=60)
     assert r.returncode == 0, r.stdout + r.stderr
