@@ -32,6 +32,7 @@ fuzz: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python bench/bench.py
+	$(BIN)/python bench/micro.py
 
 check: $(STAMP)
 	OPENAI_API_KEY=$${OPENAI_API_KEY:-dummy} $(BIN)/gateway check --strict config/gateway.yaml

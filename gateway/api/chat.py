@@ -128,7 +128,7 @@ class ChatEndpoint:
             except orjson.JSONDecodeError as e:
                 raise GatewayError(400, f"We could not parse the JSON body of your request: {e}",
                                    code="invalid_json") from None
-            validate_chat(body)
+            validate_chat(body, raw)
             choice = select_route(runtime, body.get("model"), header(scope, b"x-gateway-route"), body["messages"])
             check_route(caller, choice.route.name)
         except GatewayError as e:

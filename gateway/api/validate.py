@@ -98,8 +98,9 @@ def _optional_str(msg: dict[str, Any], key: str, path: str) -> None:
         raise _bad(f"{path}.{key}", "expected a string")
 
 
-def validate_chat(body: Any) -> dict[str, Any]:
-    """Return the body (unchanged) or raise ``GatewayError(400)`` naming the field."""
+def validate_chat(body: Any, raw: bytes | None = None) -> dict[str, Any]:
+    """Return the body (unchanged) or raise ``GatewayError(400)`` naming the field. ``raw``, the bytes the body
+    was parsed from, lets the nesting check be skipped when they hold too few brackets to nest that deep."""
     if not isinstance(body, dict):
         raise GatewayError(400, "The request body must be a JSON object.", code="invalid_request")
     messages = body.get("messages")
@@ -214,7 +215,7 @@ def validate_chat(body: Any) -> dict[str, Any]:
         raise _bad("metadata", "expected an object")
     if "parallel_tool_calls" in body and not isinstance(body["parallel_tool_calls"], bool):
         raise _bad("parallel_tool_calls", "expected a boolean")
-    if not _depth_ok(body):
+    if (raw is None or raw.count(b"{") + raw.count(b"[") > MAX_DEPTH) and not _depth_ok(body):
         raise GatewayError(400, f"The request body is nested more than {MAX_DEPTH} levels deep.",
                            code="invalid_request")
     return body

@@ -393,10 +393,8 @@ def convert_usage(usage: Any) -> dict[str, Any] | None:
 
 # -- signing ----------------------------------------------------------------------------------------------
 def _wire_url(url: str) -> str:
-    try:
-        from yarl import URL
-    except ImportError:  # pragma: no cover - yarl ships with aiohttp
-        return url
+    from yarl import URL  # a declared dependency (aiohttp's URL type: what goes on the wire)
+
     return str(URL(url))
 
 

@@ -135,10 +135,33 @@ def test_gateway_check_cli(tmp_path, capsys, monkeypatch):
     assert "routes.r.models[1]: unknown model 'gpt5'" in capsys.readouterr().err
 
 
-def test_shipped_configs_are_valid(monkeypatch):
-    monkeypatch.setenv("OPENAI_API_KEY", "dummy")
-    for name in ("config/gateway.yaml", "config/demo.yaml"):
-        load_config(name)
+@pytest.mark.parametrize("name", ["config/gateway.yaml", "config/demo.yaml"])
+def test_shipped_configs_are_valid(monkeypatch, name):
+    """Each shipped config builds into a runtime, resolves its secrets from the environment, turns client
+    authentication on, gives every route a fallback, and passes `gateway check --strict` (what `make check` runs)."""
+    import hashlib
+
+    from gateway.runtime import build_runtime
+
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-dummy-for-the-test")
+    monkeypatch.setenv("DEMO_EMULATOR_URL", "http://127.0.0.1:1")
+    cfg = load_config(name)
+    rt = build_runtime(cfg)
+    assert set(rt.adapters) == set(cfg.models) and rt.default_route is not None
+    for route in rt.routes.values():
+        assert len(route.models) >= 2 and set(route.models) <= set(rt.targets), route.name
+    assert rt.keys, "a shipped config must not leave client authentication off"
+    assert {"demo"} <= {c.name for c in rt.keys.values()}
+    # the documented demo key (README, config comments) is the one configured
+    assert hashlib.sha256(b"demo-key-not-secret").hexdigest() in rt.keys
+    if name.endswith("gateway.yaml"):
+        assert cfg.providers["openai"].api_key == "sk-dummy-for-the-test"
+        assert "sk-dummy-for-the-test" in rt.secrets
+    else:
+        assert all(t.base_url.startswith("http://127.0.0.1:1") for t in rt.targets.values())
+        assert len({rt.targets[m].vendor for m in rt.routes["security-review"].models}) >= 3
+        assert hashlib.sha256(b"demo-admin-key-not-secret").hexdigest() in rt.admin_keys
+    assert cli_main(["check", "--strict", name]) == 0
 
 
 @pytest.mark.parametrize("text,seconds", [("100ms", 0.1), ("2s", 2), ("15m", 900), ("1h", 3600), ("1m30s", 90),
