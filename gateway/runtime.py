@@ -76,6 +76,7 @@ def build_runtime(config: GatewayConfig, source_text: str | bytes = b"") -> Runt
             api_key=p.api_key,
             headers=dict(p.headers),
             options=options,
+            timeouts=p.timeouts.model_dump(exclude_unset=True) if p.timeouts is not None else {},
         )
         targets[name] = target
         adapters[name] = adapter_class(p.kind)(target)

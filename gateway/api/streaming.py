@@ -172,11 +172,11 @@ class StreamRelay:
 
     # -- the engine's calls ------------------------------------------------------------------------------
     async def _call(self, adapter: Any, t: Timeouts) -> Committed:
-        return await open_stream(self.gw, adapter, t, self.body, self.timeouts.first_token)
+        return await open_stream(self.gw, adapter, t, self.body, t.first_token or self.timeouts.first_token)
 
     async def _call_continue(self, adapter: Any, t: Timeouts) -> Committed:
         body = continuation_body(self.body, "".join(self.text), adapter.target.prefill)
-        return await open_stream(self.gw, adapter, t, body, self.timeouts.first_token)
+        return await open_stream(self.gw, adapter, t, body, t.first_token or self.timeouts.first_token)
 
     # -- the whole stream --------------------------------------------------------------------------------
     async def run(self, headers: Callable[[], Headers], watch: Any) -> Outcome:
@@ -221,7 +221,8 @@ class StreamRelay:
                 return None
             rest = committed.rest
             loop = asyncio.get_running_loop()
-            idle = self.timeouts.idle
+            target = self.runtime.targets.get(model)
+            idle = target.timeouts.get("idle", self.timeouts.idle) if target is not None else self.timeouts.idle
             last = loop.time()
             while True:
                 try:

@@ -169,7 +169,7 @@ class FailoverEngine:
             # probe: give it back (a kind with no state mark only releases the probe).
             self.state.record_failure(target.name, ErrorKind.BAD_REQUEST, None, "")
             raise err
-        t = Timeouts(connect=timeouts.connect, idle=timeouts.idle, total=remaining)
+        t = attempt_timeouts(timeouts, target, remaining)
         t0 = self.clock()
         try:
             result = await call(adapter, t)
@@ -192,6 +192,16 @@ async def _discard(answer: Any) -> None:
     close = getattr(answer, "aclose", None)
     if close is not None:
         await close()
+
+
+def attempt_timeouts(route: Any, target: Any, remaining: float) -> Timeouts:
+    """One attempt's limits. Precedence, field by field: ``providers.<name>.timeouts`` (what this upstream needs)
+    over the route's ``timeouts`` over ``failover.timeouts``. A provider's ``total`` bounds each attempt on it; the
+    request's deadline (route or global ``total``, as ``remaining``) bounds every attempt whatever the provider says."""
+    o = getattr(target, "timeouts", None) or {}
+    return Timeouts(connect=o.get("connect", route.connect), idle=o.get("idle", route.idle),
+                    total=min(remaining, o.get("total", remaining)),
+                    first_token=o.get("first_token", getattr(route, "first_token", None)))
 
 
 def _caller_error(e: UpstreamError, secrets: tuple[str, ...] = ()) -> GatewayError:
