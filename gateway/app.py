@@ -35,7 +35,7 @@ from gateway.failover.engine import FailoverEngine
 from gateway.failover.state import MemoryStateStore
 from gateway.failover.withdrawals import WithdrawalDB, Withdrawals
 from gateway.observability.metrics import Metrics
-from gateway.runtime import Runtime, build_runtime
+from gateway.runtime import Runtime, build_runtime, changed_upstreams
 from gateway.upstream import UpstreamClient
 
 log = logging.getLogger("gateway")
@@ -94,6 +94,10 @@ class Gateway:
         self.continuity.log.lifecycle(event, **fields)
 
     def swap(self, runtime: Runtime) -> None:
+        for model in changed_upstreams(self.runtime, runtime):  # e.g. a rotated key: a fresh verdict is due
+            if self.state.describe(model)["state"] != "ok":
+                log.warning("config reload: %s has a new upstream (key, URL or model id); its state is cleared", model)
+            self.state.reinstate(model)
         self._apply_state_config(runtime)
         self.runtime = runtime
         self.continuity.on_reload(runtime)

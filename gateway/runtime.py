@@ -109,4 +109,14 @@ def build_runtime(config: GatewayConfig, source_text: str | bytes = b"") -> Runt
                    secrets=tuple(sorted((x for x in secrets if len(x) >= 4), key=len, reverse=True)))
 
 
+def changed_upstreams(old: Runtime, new: Runtime) -> list[str]:
+    """Models kept by a reload whose upstream changed: another key, header, URL, vendor model id or provider.
+    What the old upstream said about them (access denied, withdrawn, a breaker) no longer applies."""
+    def identity(t: Target) -> tuple[Any, ...]:
+        return (t.provider, t.kind, t.base_url, t.upstream_model, t.api_key, dict(t.headers), dict(t.options))
+
+    return sorted(name for name, t in new.targets.items()
+                  if name in old.targets and identity(old.targets[name]) != identity(t))
+
+
 _COMMON_PROVIDER_FIELDS = {"kind", "base_url", "api_key", "vendor", "jurisdiction", "headers", "timeouts"}
