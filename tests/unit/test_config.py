@@ -105,6 +105,19 @@ def test_the_same_admin_key_listed_twice_is_a_config_error():
     assert "admin_keys[1].sha256" in str(e.value)
 
 
+def test_auth_off_on_purpose_conflicts_with_configured_keys():
+    h = "b" * 64
+    with pytest.raises(ConfigError) as e:
+        parse_config(_base(auth={"enabled": False}))
+    assert "auth.enabled" in str(e.value)
+    with pytest.raises(ConfigError) as e:
+        parse_config(_base(auth={"admin": False}, admin_keys=[{"name": "ops", "sha256": h}]))
+    assert "auth.admin" in str(e.value)
+    cfg = _base(auth={"enabled": False})
+    del cfg["keys"]
+    assert parse_config(cfg).keys is None
+
+
 def test_yaml_syntax_and_duplicate_keys(tmp_path):
     bad = tmp_path / "bad.yaml"
     bad.write_text("providers:\n  p: {kind: openai\n")
