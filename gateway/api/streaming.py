@@ -240,9 +240,10 @@ class StreamRelay:
             if self.finished:  # the answer was complete; a failure after it changes nothing
                 return None
             target = self.runtime.targets.get(model)
+            e.message = redact(e.message, self.runtime.secrets)  # upstream text entering gateway state (see engine)
             if target is not None:
                 self.ctx.attempts.append(Attempt(target.name, target.provider, target.vendor, e.kind.value, e.status,
-                                                 message=redact(e.message, self.runtime.secrets)))
+                                                 message=e.message))
                 gw.state.record_failure(target.name, e.kind, e.retry_after, e.message)
             self._estimate_usage()
             return e

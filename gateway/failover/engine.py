@@ -174,8 +174,12 @@ class FailoverEngine:
         try:
             result = await call(adapter, t)
         except UpstreamError as e:
+            # Upstream text enters gateway state here: masked once (configured secrets, then key shapes), so the
+            # attempt list, model state, logs, audit, /admin/state, the status page and error bodies all get it
+            # masked (an upstream may echo the key it received).
+            e.message = redact(e.message, ctx.secrets)
             ctx.attempts.append(Attempt(target.name, target.provider, target.vendor, e.kind.value, e.status,
-                                        self.clock() - t0, redact(e.message, ctx.secrets), e.retry_after))
+                                        self.clock() - t0, e.message, e.retry_after))
             self.state.record_failure(target.name, e.kind, e.retry_after, e.message)
             raise
         except BaseException:
