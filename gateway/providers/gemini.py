@@ -285,7 +285,7 @@ def translate_request(body: Mapping[str, Any]) -> dict[str, Any]:
         elif choice == "auto":
             mode = "AUTO"
         elif isinstance(choice, Mapping):
-            name = (choice.get("function") or {}).get("name")
+            name = _obj(choice.get("function")).get("name")
             if name:
                 mode, allowed = "ANY", [name]
         if mode:
@@ -318,7 +318,7 @@ def translate_request(body: Mapping[str, Any]) -> dict[str, Any]:
             gen["responseMimeType"] = "application/json"
         elif fmt.get("type") == "json_schema":
             gen["responseMimeType"] = "application/json"
-            schema = (fmt.get("json_schema") or {}).get("schema")
+            schema = _obj(fmt.get("json_schema")).get("schema")
             if isinstance(schema, Mapping):
                 gen["responseSchema"] = sanitize_schema(schema)
     if gen:
@@ -349,7 +349,7 @@ def _user_parts(content: Any) -> list[dict[str, Any]]:
             if p.get("text"):
                 parts.append({"text": str(p["text"])})
         elif p.get("type") == "image_url":
-            url = str((p.get("image_url") or {}).get("url") or "")
+            url = str(_obj(p.get("image_url")).get("url") or "")
             if url.startswith("data:"):
                 header, _, data = url[5:].partition(",")
                 mime = header.split(";")[0] or "application/octet-stream"
@@ -357,10 +357,15 @@ def _user_parts(content: Any) -> list[dict[str, Any]]:
             elif url:
                 parts.append({"fileData": {"mimeType": _guess_mime(url), "fileUri": url}})
         elif p.get("type") == "input_audio":
-            audio = p.get("input_audio") or {}
+            audio = _obj(p.get("input_audio"))
             parts.append({"inlineData": {"mimeType": "audio/" + str(audio.get("format") or "wav"),
                                          "data": audio.get("data") or ""}})
     return parts
+
+
+def _obj(value: Any) -> Mapping[str, Any]:
+    """``value`` if it is an object, else an empty one: a wrong type in an optional slot is read as absent."""
+    return value if isinstance(value, Mapping) else {}
 
 
 def _guess_mime(url: str) -> str:
@@ -385,7 +390,7 @@ def _function_call_part(tc: Mapping[str, Any]) -> dict[str, Any]:
     if tc.get("id"):
         call["id"] = str(tc["id"])
     part: dict[str, Any] = {"functionCall": call}
-    sig = ((tc.get("extra_content") or {}).get("google") or {}).get("thought_signature")
+    sig = _obj(_obj(tc.get("extra_content")).get("google")).get("thought_signature")
     if sig:
         part["thoughtSignature"] = sig
     return part
