@@ -67,7 +67,7 @@ TOOL_CALL = _maybe(_opt({
 }))
 MESSAGE = st.builds(
     lambda base, extra: {**base, **extra},
-    st.fixed_dictionaries({"role": st.sampled_from(sorted(ROLES)), "content": CONTENT}),
+    st.fixed_dictionaries({"role": _maybe(st.sampled_from(sorted(ROLES))), "content": CONTENT}),
     _opt({"tool_calls": _maybe(st.lists(TOOL_CALL, max_size=2)), "tool_call_id": _maybe(st.text(max_size=6)),
           "name": _maybe(st.text(max_size=4)), "refusal": _maybe(st.text(max_size=4))}),
 )
@@ -83,7 +83,7 @@ BODY = st.builds(
         "tool_choice": _maybe(st.sampled_from(["auto", "none", "required"])
                               | _opt({"type": _maybe(st.just("function")),
                                      "function": _maybe(_opt({"name": _maybe(st.text(max_size=4))}))})),
-        "response_format": _maybe(_opt({"type": st.sampled_from(["text", "json_object", "json_schema"]),
+        "response_format": _maybe(_opt({"type": _maybe(st.sampled_from(["text", "json_object", "json_schema"])),
                                         "json_schema": _maybe(_opt({"name": _maybe(st.text(max_size=4)), "schema": _maybe(SCHEMA),
                                                                     "strict": JSON}))})),
         "temperature": _maybe(st.floats(0, 2)), "top_p": _maybe(st.floats(0, 1)),
@@ -135,7 +135,7 @@ def _translates(kind: str, body: dict[str, Any]) -> None:
 
 
 @pytest.mark.parametrize("kind", sorted(ADAPTERS))
-@settings(max_examples=fuzz_examples(250), deadline=None, suppress_health_check=[HealthCheck.filter_too_much, HealthCheck.too_slow])
+@settings(max_examples=fuzz_examples(150), deadline=None, suppress_health_check=[HealthCheck.filter_too_much, HealthCheck.too_slow])
 @given(body=BODY)
 def test_every_accepted_body_translates_for_every_provider_kind(kind, body):
     if _accepted(body):
