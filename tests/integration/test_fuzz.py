@@ -118,6 +118,27 @@ def test_generated_chat_bodies_find_no_5xx(fuzz_gateway, body, stream, model):
 
 
 GOOD = b'{"model": "general", "messages": [{"role": "user", "content": "hi"}]}'
+# Any latin-1 octet a client may put in a header; h11 (the client) refuses surrounding whitespace, so strip it.
+_HEADER_VALUE = st.text(st.characters(min_codepoint=0x20, max_codepoint=0xFF, exclude_characters="\x7f"),
+                        max_size=40).map(lambda v: v.strip(" \t"))
+
+
+@settings(max_examples=fuzz_examples(25), deadline=None, database=None, derandomize=True, phases=NO_SHRINK,
+          suppress_health_check=list(HealthCheck))
+@given(headers=st.dictionaries(st.sampled_from(["authorization", "x-gateway-route", "x-request-id", "content-type",
+                                                "accept", "x-api-key", "accept-encoding"]), _HEADER_VALUE,
+                               max_size=4),
+       keep_auth=st.booleans())
+def test_generated_headers_find_no_5xx(fuzz_gateway, headers, keep_auth):
+    if keep_auth:
+        headers = {**headers, "authorization": f"Bearer {GATEWAY_KEY}"}
+    headers = {k: v.encode("latin-1") for k, v in headers.items()}  # raw bytes: any octet a client may send
+    r = httpx.post(fuzz_gateway.url + "/v1/chat/completions", content=GOOD, headers=headers, timeout=15)
+    _check(r.status_code, r.headers, repr(headers))
+    r = httpx.get(fuzz_gateway.url + "/v1/models", headers=headers, timeout=15)
+    _check(r.status_code, r.headers, repr(headers))
+
+
 
 
 @pytest.mark.parametrize("raw", [
