@@ -49,8 +49,9 @@ def main() -> int:
     small = {"model": "security", "messages": [{"role": "system", "content": "Be brief."},
                                                {"role": "user", "content": "Review this login handler."}],
              "temperature": 0.2, "max_tokens": 256}
-    big = {"model": "security", "tools": [{"type": "function", "function": {
-        "name": f"f{i}", "parameters": {"type": "object", "properties": {"a": {"type": "string"}}}}} for i in range(20)],
+    schema = {"type": "object", "properties": {"a": {"type": "string"}}}
+    big = {"model": "security",
+           "tools": [{"type": "function", "function": {"name": f"f{i}", "parameters": schema}} for i in range(20)],
         "messages": [{"role": "user" if i % 2 == 0 else "assistant", "content": "word " * 200} for i in range(50)]}
     v_small = _per_call(lambda: validate_chat(small), n)
     v_big = _per_call(lambda: validate_chat(big), max(1, n // 10))

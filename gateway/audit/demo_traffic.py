@@ -4,8 +4,8 @@ audit`` / ``gateway whatif`` have real traffic to report on::
     python -m gateway.audit.demo_traffic --db var/demo-audit.sqlite --requests 300
 
 Scenario: healthy traffic, then the security route's primary (fable-5) is withdrawn by its vendor, gpt-5 is
-briefly rate limited, and a few prompts are refused by a content filter. Not imported by the gateway. Standard library HTTP only: this module ships in the image, where the test
-extras (httpx) are not installed.
+briefly rate limited, and a few prompts are refused by a content filter. Not imported by the gateway.
+Standard library HTTP only: this module ships in the image, where the test extras (httpx) are not installed.
 """
 
 from __future__ import annotations

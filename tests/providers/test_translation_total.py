@@ -56,8 +56,9 @@ PART = st.one_of(
     st.fixed_dictionaries({"type": st.just("refusal")}, optional={"refusal": _maybe(st.text(max_size=6))}),
     st.fixed_dictionaries({"type": st.text(max_size=6)}, optional={"text": JSON}),
 )
-CONTENT = st.integers(0, 9).flatmap(
-    lambda i: st.none() if i == 7 else JSON if i == 8 else st.lists(PART, max_size=3) if i % 2 else st.text(max_size=12))
+CONTENT = st.integers(0, 9).flatmap(  # mostly text or parts; sometimes null (required for most roles) or anything
+    lambda i: st.none() if i == 7 else JSON if i == 8 else st.lists(PART, max_size=3) if i % 2
+    else st.text(max_size=12))
 TOOL_CALL = _maybe(_opt({
     "id": _maybe(st.text(max_size=6)),
     "type": _maybe(st.just("function")),
@@ -72,7 +73,8 @@ MESSAGE = st.builds(
           "name": _maybe(st.text(max_size=4)), "refusal": _maybe(st.text(max_size=4))}),
 )
 TOOL = _maybe(_opt({"type": _maybe(st.just("function")),
-                    "function": _maybe(_opt({"name": _maybe(st.text(max_size=6)), "description": _maybe(st.text(max_size=4)),
+                    "function": _maybe(_opt({"name": _maybe(st.text(max_size=6)),
+                                             "description": _maybe(st.text(max_size=4)),
                                              "parameters": _maybe(SCHEMA), "strict": JSON}))}))
 BODY = st.builds(
     lambda base, extra: {**base, **extra},
@@ -84,8 +86,8 @@ BODY = st.builds(
                               | _opt({"type": _maybe(st.just("function")),
                                      "function": _maybe(_opt({"name": _maybe(st.text(max_size=4))}))})),
         "response_format": _maybe(_opt({"type": _maybe(st.sampled_from(["text", "json_object", "json_schema"])),
-                                        "json_schema": _maybe(_opt({"name": _maybe(st.text(max_size=4)), "schema": _maybe(SCHEMA),
-                                                                    "strict": JSON}))})),
+                                        "json_schema": _maybe(_opt({"name": _maybe(st.text(max_size=4)),
+                                                                    "schema": _maybe(SCHEMA), "strict": JSON}))})),
         "temperature": _maybe(st.floats(0, 2)), "top_p": _maybe(st.floats(0, 1)),
         "max_tokens": _maybe(st.integers(1, 10**6)), "max_completion_tokens": _maybe(st.integers(1, 10**6)),
         "n": _maybe(st.integers(1, 3)), "seed": _maybe(st.integers(0, 99)),
@@ -135,7 +137,8 @@ def _translates(kind: str, body: dict[str, Any]) -> None:
 
 
 @pytest.mark.parametrize("kind", sorted(ADAPTERS))
-@settings(max_examples=fuzz_examples(150), deadline=None, suppress_health_check=[HealthCheck.filter_too_much, HealthCheck.too_slow])
+@settings(max_examples=fuzz_examples(150), deadline=None,
+          suppress_health_check=[HealthCheck.filter_too_much, HealthCheck.too_slow])
 @given(body=BODY)
 def test_every_accepted_body_translates_for_every_provider_kind(kind, body):
     if _accepted(body):
