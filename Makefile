@@ -9,7 +9,7 @@ STAMP  := $(VENV)/.installed-stamp
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
-	$(BIN)/python -m pip install -q -e '.[test,bedrock]'
+	$(BIN)/python -m pip install -q -e '.[test,bedrock,semantic]'
 	@touch $(STAMP)
 
 venv: $(STAMP)

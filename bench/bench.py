@@ -7,7 +7,9 @@ gateway process's CPU time per request read from /proc (the steadiest figure on 
 
 Also, with ``--streams N``: N concurrent slow streaming clients, and the gateway's peak RSS.
 
-Usage: python bench/bench.py [--duration 10] [--streams 0] [--markdown]
+Also the task classifier's cost per request, both engines (bench/classify_cost.py, pinned to one core).
+
+Usage: python bench/bench.py [--duration 10] [--streams 0] [--markdown] [--no-classify]
 """
 
 from __future__ import annotations
@@ -154,6 +156,7 @@ def main() -> int:
     ap.add_argument("--stream-words", type=int, default=200)
     ap.add_argument("--markdown", action="store_true")
     ap.add_argument("--no-audit", action="store_true", help="turn the audit log off (to measure its cost)")
+    ap.add_argument("--no-classify", action="store_true", help="skip the task classifier cost (classify_cost.py)")
     args = ap.parse_args()
     load = run_wrk if shutil.which("wrk") else run_python
     tool = "wrk" if load is run_wrk else "python/aiohttp"
@@ -224,6 +227,8 @@ state_dir: {tmp}/state
               f"64 B every 50 ms): {stream_res['completed']} completed, gateway peak RSS "
               f"{stream_res['peak_rss_mb']:.0f} MB")
     print(f"failovers during the run: {failovers:.0f} (expected 0)")
+    if not args.no_classify:  # its own process: pinned to one core, its imports kept out of this one
+        subprocess.run([py, str(Path(__file__).with_name("classify_cost.py"))], check=True)
     return 0
 
 

@@ -23,6 +23,8 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from gateway.admin.api import build_admin_router
 from gateway.admin.reload import ConfigReloader
 from gateway.admin.status import build_status_router
+from gateway.api import embeddings as embeddings_api
+from gateway.api import models as models_api
 from gateway.api import openapi
 from gateway.api.asgi import send_error
 from gateway.api.chat import ChatEndpoint, authenticate
@@ -271,24 +273,14 @@ def build_api(gw: Gateway) -> FastAPI:
     async def models(request: Request) -> dict[str, Any]:
         """The routes (with aliases) and models this caller may use: routes its key allows, models no policy
         denies it. A route whose every model is denied to the caller is left out."""
-        rt = gw.runtime
-        caller = authenticate(request.scope, rt)
-        denied = caller.denials
-        data = []
-        for name, route in rt.routes.items():
-            if caller.routes is not None and name not in caller.routes:
-                continue
-            usable = [m for m in route.models if m not in denied]
-            if not usable:
-                continue
-            data.append({"id": name, "object": "model", "created": 0, "owned_by": "gateway-route",
-                         "models": usable, "aliases": list(route.aliases)})
-            for alias in route.aliases:
-                data.append({"id": alias, "object": "model", "created": 0, "owned_by": "gateway-route"})
-        for name, t in rt.targets.items():
-            if name not in denied:
-                data.append({"id": name, "object": "model", "created": 0, "owned_by": t.vendor})
-        return {"object": "list", "data": data}
+        return {"object": "list", "data": models_api.visible(gw.runtime, authenticate(request.scope, gw.runtime))}
+
+    @app.get("/v1/models/{model_id:path}")
+    async def model(model_id: str, request: Request) -> dict[str, Any]:
+        """One route, alias or model this caller may use (as listed by ``GET /v1/models``); 404 otherwise."""
+        return models_api.find(gw.runtime, authenticate(request.scope, gw.runtime), model_id)
+
+    app.include_router(embeddings_api.build_router(gw))  # POST /v1/embeddings
 
     openapi.install(app)  # the pure-ASGI endpoints (chat completions) appear in /openapi.json too
     return app

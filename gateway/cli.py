@@ -159,6 +159,35 @@ def cmd_explain(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_classify(args: argparse.Namespace) -> int:
+    """``gateway classify eval``: the task classifier's accuracy on the held-out corpus for a config's routes."""
+    from gateway.routing.classify import build_classifier, route_examples
+    from gateway.routing.classify.corpus import builtin_corpus, load_corpus_file
+    from gateway.routing.classify.evaluate import evaluate, render
+
+    try:
+        rt = _report_config(args)
+        config = rt.config
+        if not route_examples(config):
+            raise ValueError(f"{args.config}: no route has a classify block")
+        clf = rt.classifier
+        if args.engine and args.engine != config.classifier.engine:
+            config = config.model_copy(update={"classifier": config.classifier.model_copy(
+                update={"engine": args.engine})})
+            clf = None
+        corpus = load_corpus_file(args.corpus) if args.corpus else list(builtin_corpus())
+        if clf is None or args.corpus:
+            clf = build_classifier(config, corpus)
+        tasks = {r.classify.builtin: n for n, r in config.routes.items() if r.classify and r.classify.builtin}
+        res = evaluate(clf, tasks, corpus)
+    except (ConfigError, ValueError, OSError) as e:
+        print(f"gateway classify: {e}", file=sys.stderr)
+        return 2
+    print(json.dumps(res, indent=2) if args.format == "json" else render(res), end="\n" if args.format == "json"
+          else "")
+    return 0
+
+
 def cmd_emulate(args: argparse.Namespace) -> int:
     from gateway.emulator.app import run
 
@@ -263,6 +292,15 @@ def build_parser() -> argparse.ArgumentParser:
     x.add_argument("--admin-key", default=os.environ.get("GATEWAY_ADMIN_KEY"), help="admin key for --url")
     x.add_argument("--format", choices=formats[::2], default="table")
     x.set_defaults(func=cmd_explain)
+
+    cl = sub.add_parser("classify", help="the task classifier for auto routing")
+    clsub = cl.add_subparsers(dest="classify_cmd", required=True)
+    ce = clsub.add_parser("eval", help="accuracy, per-route precision/recall and confusion on the held-out corpus")
+    ce.add_argument("--config", default=default_config, help=f"config file (env {CONFIG_ENV})")
+    ce.add_argument("--corpus", help="a corpus in the shipped corpus.yaml format (default: the shipped corpus)")
+    ce.add_argument("--engine", choices=["builtin", "embedding"], help="override the config's classifier.engine")
+    ce.add_argument("--format", choices=["table", "json"], default="table")
+    ce.set_defaults(func=cmd_classify)
 
     e = sub.add_parser("emulate", help="serve emulated providers on loopback")
     e.add_argument("--host", default="127.0.0.1")

@@ -52,6 +52,15 @@ def _c(text: str, code: str) -> str:
     return f"\033[{code}m{text}\033[0m" if sys.stdout.isatty() else text
 
 
+_HANDLER = """
+def find_user(request):
+    name = request.args.get("name")
+    rows = db.execute("SELECT * FROM users WHERE name = '" + name + "'")
+    return jsonify(rows.fetchall())"""
+_INJECTABLE_FIX = "fix this code" + _HANDLER
+_INJECTABLE_REVIEW = "review this code for security issues" + _HANDLER
+
+
 def main() -> int:
     gw_port = int(os.environ.get("DEMO_PORT", "8080"))
     emu_port = int(os.environ.get("DEMO_EMULATOR_PORT", "9100"))
@@ -120,6 +129,15 @@ def main() -> int:
         for model, text in prompts:
             n += 1
             ask(n, model, text)
+
+        print(_c("\n== 1b. routed by task, not wording: plain requests on injectable code reach the security route",
+                 "1"))
+        for text in (_INJECTABLE_FIX, _INJECTABLE_REVIEW):
+            n += 1
+            print(f"   prompt: {text.splitlines()[0]!r} + an injectable handler (no security keyword the match rule knows)")
+            ask(n, "auto", text)
+        print("   -> the builtin classifier (`classify: {builtin: security-review}`) placed them; the reason and score")
+        print("      are in the audit log (route_reason classify:<score>); `gateway explain` shows the nearest examples.")
 
         print(_c("\n== 2. the vendor withdraws fable-5 overnight (the emulator now answers 404 model_not_found)",
                  "1"))

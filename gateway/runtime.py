@@ -13,6 +13,7 @@ from typing import Any
 from gateway.config.model import GatewayConfig, Timeouts
 from gateway.providers import adapter_class
 from gateway.providers.base import Target
+from gateway.providers.embeddings import embedder_for
 from gateway.routing.patterns import compile_pattern
 from gateway.routing.policy import Caller, CompiledPolicy, build_caller, compile_policies
 
@@ -31,6 +32,7 @@ class Route:
     refusal_fallbacks: tuple[str, ...] = ()
     on_stream_cut: str = "continue"  # continue | error
     timeouts: Timeouts | None = None  # failover.timeouts with this route's overrides applied
+    kind: str = "chat"  # chat | embeddings
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,10 +47,13 @@ class Runtime:
     version: str
     loaded_at: float = field(default_factory=time.time)
     policies: tuple[CompiledPolicy, ...] = ()
+    # Embedding models -> their embedding adapter (gateway.providers.embeddings); chat adapters stay in ``adapters``.
+    embedders: dict[str, Any] = field(default_factory=dict)
     anonymous: Caller = Caller(None)  # the caller when authentication is disabled
     admin_keys: dict[str, str] = field(default_factory=dict)  # sha256 hex -> admin key name
     # Provider keys and extra header values, longest first: masked wherever text may reach a client or a log.
     secrets: tuple[str, ...] = ()
+    classifier: Any = None  # gateway.routing.classify.Classifier when a route has `classify`, else None
 
     @property
     def default_route(self) -> Route | None:
@@ -59,6 +64,7 @@ class Runtime:
 def build_runtime(config: GatewayConfig, source_text: str | bytes = b"") -> Runtime:
     targets: dict[str, Target] = {}
     adapters: dict[str, Any] = {}
+    embedders: dict[str, Any] = {}
     for name, m in config.models.items():
         p = config.providers[m.provider]
         options = {k: v for k, v in p.model_dump().items() if k not in _COMMON_PROVIDER_FIELDS}
@@ -77,9 +83,12 @@ def build_runtime(config: GatewayConfig, source_text: str | bytes = b"") -> Runt
             headers=dict(p.headers),
             options=options,
             timeouts=p.timeouts.model_dump(exclude_unset=True) if p.timeouts is not None else {},
+            dimensions=m.dimensions,
         )
         targets[name] = target
         adapters[name] = adapter_class(p.kind)(target)
+        if m.kind == "embeddings":
+            embedders[name] = embedder_for(adapters[name], m.send_dimensions)
     routes: dict[str, Route] = {}
     names: dict[str, Route] = {}
     primary_of: dict[str, Route] = {}
@@ -88,7 +97,7 @@ def build_runtime(config: GatewayConfig, source_text: str | bytes = b"") -> Runt
         if r.timeouts is not None:
             timeouts = timeouts.model_copy(update=r.timeouts.model_dump(exclude_none=True))
         route = Route(rname, tuple(r.models), tuple(r.aliases), tuple(compile_pattern(x) for x in r.match), r.description,
-                      r.on_refusal, tuple(r.refusal_fallbacks), r.on_stream_cut, timeouts)
+                      r.on_refusal, tuple(r.refusal_fallbacks), r.on_stream_cut, timeouts, r.kind)
         routes[rname] = route
         names[rname] = route
         for alias in r.aliases:
@@ -101,11 +110,17 @@ def build_runtime(config: GatewayConfig, source_text: str | bytes = b"") -> Runt
     admin_keys = {k.sha256: k.name for k in config.admin_keys}
     if isinstance(source_text, str):
         source_text = source_text.encode()
-    version = hashlib.sha256(source_text or config.model_dump_json().encode()).hexdigest()[:12]
+    digest = hashlib.sha256(source_text or config.model_dump_json().encode())
+    for r in config.routes.values():  # examples files are part of the config: an edit makes a new version
+        if r.classify is not None and r.classify._file_examples:
+            digest.update("\0".join(r.classify._file_examples).encode())
+    version = digest.hexdigest()[:12]
+    classifier = _classifier(config)
     secrets = {t.api_key for t in targets.values() if t.api_key}
     secrets.update(v for t in targets.values() for v in t.headers.values() if v)
     return Runtime(config, targets, adapters, routes, names, primary_of, keys, version, policies=policies,
-                   anonymous=anonymous, admin_keys=admin_keys,
+                   embedders=embedders,
+                   anonymous=anonymous, admin_keys=admin_keys, classifier=classifier,
                    secrets=tuple(sorted((x for x in secrets if len(x) >= 4), key=len, reverse=True)))
 
 
@@ -117,6 +132,18 @@ def changed_upstreams(old: Runtime, new: Runtime) -> list[str]:
 
     return sorted(name for name, t in new.targets.items()
                   if name in old.targets and identity(old.targets[name]) != identity(t))
+
+
+def _classifier(config: GatewayConfig) -> Any:
+    if not any(r.classify is not None for r in config.routes.values()):
+        return None  # nothing imported: the classifier's libraries load only for configs that use it
+    from gateway.errors import ConfigError
+    from gateway.routing.classify import build_classifier
+
+    try:
+        return build_classifier(config)
+    except ValueError as e:  # EngineError included
+        raise ConfigError([f"classifier: {e}"]) from None
 
 
 _COMMON_PROVIDER_FIELDS = {"kind", "base_url", "api_key", "vendor", "jurisdiction", "headers", "timeouts"}

@@ -32,7 +32,7 @@ from gateway.failover.attempts import header_value
 from gateway.failover.engine import RunContext
 from gateway.observability.record import RequestRecord
 from gateway.routing.policy import KEY_ROUTES_POLICY, Caller, check_route
-from gateway.routing.select import RouteChoice, select_route
+from gateway.routing.select import RouteChoice, select_route_async
 from gateway.runtime import Runtime
 from gateway.upstream import Timeouts
 
@@ -129,7 +129,10 @@ class ChatEndpoint:
                 raise GatewayError(400, f"We could not parse the JSON body of your request: {e}",
                                    code="invalid_json") from None
             validate_chat(body, raw)
-            choice = select_route(runtime, body.get("model"), header(scope, b"x-gateway-route"), body["messages"])
+            choice = await select_route_async(runtime, body.get("model"), header(scope, b"x-gateway-route"),
+                                              body["messages"])
+            if choice.verdict is not None:
+                gw.metrics.record_classification(choice.verdict)
             check_route(caller, choice.route.name)
         except GatewayError as e:
             route_label = choice.route.name if choice is not None else "none"

@@ -18,6 +18,7 @@ from pydantic import ValidationError
 
 from gateway.config.model import PROVIDER_CONFIGS, GatewayConfig, ProviderBase
 from gateway.errors import ConfigError
+from gateway.providers.embeddings import EMBEDDING_KINDS, bedrock_family
 from gateway.routing.patterns import check as check_pattern
 
 _ENV_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
@@ -105,9 +106,59 @@ def parse_config(data: Any, source: str = "<config>", env: Mapping[str, str] | N
         raise ConfigError([f"{source}: {p}: {m}" for p, m in errors]) from None
     _check_references(cfg, errors)
     _check_policies(cfg, providers, errors)
+    cfg = _load_classifier(cfg, source, errors)
     if errors:
         raise ConfigError([f"{source}: {p}: {m}" for p, m in errors])
     return cfg.model_copy(update={"providers": providers})
+
+
+def _load_classifier(cfg: GatewayConfig, source: str, errors: list[tuple[str, str]]) -> GatewayConfig:
+    """Read every route's ``classify.examples_file`` (relative to the config file; re-read on each load, so
+    examples reload with the config) and check the embedding engine's files and hashes. Returns the config with
+    the file examples attached and the embedding paths made absolute."""
+    from gateway.routing.classify.corpus import read_examples_file
+    from gateway.routing.classify.engines import DEFAULT_MODEL, DEFAULT_TOKENIZER, EngineError, resolve_file
+
+    src = Path(source)
+    base = src.resolve().parent if src.is_file() else None
+    tasks: dict[str, str] = {}
+    classifying = False
+    for rname, route in cfg.routes.items():
+        c = route.classify
+        if c is None:
+            continue
+        if route.kind != "chat":
+            errors.append((f"routes.{rname}.classify", "only for chat routes (embeddings requests name their route)"))
+            continue
+        classifying = True
+        if c.builtin is not None:
+            if c.builtin in tasks:
+                errors.append((f"routes.{rname}.classify.builtin",
+                               f"builtin task {c.builtin!r} is already used by routes.{tasks[c.builtin]}"))
+            tasks[c.builtin] = rname
+        if c.examples_file:
+            p = Path(c.examples_file)
+            if not p.is_absolute() and base is not None:
+                p = base / p
+            try:
+                c._file_examples = tuple(read_examples_file(p))
+            except ValueError as e:
+                errors.append((f"routes.{rname}.classify.examples_file", f"{p}: {e}"))
+    emb = cfg.classifier.embedding
+    if not classifying or cfg.classifier.engine != "embedding":
+        return cfg
+    resolved = {}
+    for field, sha_field, default in (("model", "model_sha256", DEFAULT_MODEL),
+                                      ("tokenizer", "tokenizer_sha256", DEFAULT_TOKENIZER)):
+        try:
+            path, sha = resolve_file(field, getattr(emb, field), getattr(emb, sha_field), default, base)
+            resolved[field], resolved[sha_field] = str(path), sha
+        except EngineError as e:
+            errors.append((f"classifier.embedding.{field}", str(e)))
+    if len(resolved) < 4:
+        return cfg
+    emb = emb.model_copy(update=resolved)
+    return cfg.model_copy(update={"classifier": cfg.classifier.model_copy(update={"embedding": emb})})
 
 
 def _validate_providers(raw_providers: Any, errors: list[tuple[str, str]]) -> dict[str, ProviderBase]:
@@ -135,6 +186,8 @@ def _check_references(cfg: GatewayConfig, errors: list[tuple[str, str]]) -> None
     for name, model in cfg.models.items():
         if model.provider not in cfg.providers:
             errors.append((f"models.{name}.provider", f"unknown provider {model.provider!r}"))
+        elif model.kind == "embeddings":
+            _check_embedding_model(name, model, cfg.providers[model.provider], errors)
 
     names: dict[str, str] = {}
     for rname, route in cfg.routes.items():
@@ -148,6 +201,7 @@ def _check_references(cfg: GatewayConfig, errors: list[tuple[str, str]]) -> None
             if m in seen:
                 errors.append((f"routes.{rname}.models[{i}]", f"model {m!r} is listed twice"))
             seen.add(m)
+        _check_route_kind(cfg, rname, route, errors)
         for i, pattern in enumerate(route.match):
             problem = check_pattern(pattern)
             if problem is not None:
@@ -189,6 +243,36 @@ def _check_references(cfg: GatewayConfig, errors: list[tuple[str, str]]) -> None
     if not cfg.auth.admin and cfg.admin_keys:
         errors.append(("auth.admin", "false turns the admin API off, but admin_keys are configured: "
                                      "remove one or the other"))
+
+
+def _check_embedding_model(name: str, model: Any, provider: Any, errors: list[tuple[str, str]]) -> None:
+    kind = provider.kind if isinstance(provider, ProviderBase) else provider.get("kind") if isinstance(provider, dict) \
+        else None
+    if kind not in PROVIDER_CONFIGS:
+        return  # the provider's own errors are reported
+    if kind not in EMBEDDING_KINDS:
+        errors.append((f"models.{name}.kind", f"provider kind {kind} has no embeddings API (embedding models need "
+                                              f"one of: {', '.join(sorted(EMBEDDING_KINDS))})"))
+    elif kind == "bedrock" and bedrock_family(model.model) is None:
+        errors.append((f"models.{name}.model", f"{model.model!r} is not a supported Bedrock embedding model "
+                                               "(amazon.titan-embed-* or cohere.embed-*)"))
+
+
+def _check_route_kind(cfg: GatewayConfig, rname: str, route: Any, errors: list[tuple[str, str]]) -> None:
+    """A chat route lists chat models and an embeddings route embedding models; a mix can never be served."""
+    for field in ("models", "refusal_fallbacks"):
+        for i, m in enumerate(getattr(route, field)):
+            model = cfg.models.get(m)
+            if model is not None and model.kind != route.kind:
+                what = "an embedding" if model.kind == "embeddings" else "a chat"
+                errors.append((f"routes.{rname}.{field}[{i}]",
+                               f"{m!r} is {what} model but this route has kind: {route.kind}"))
+    if route.kind == "embeddings":
+        if route.match:
+            errors.append((f"routes.{rname}.match", "only for chat routes (embeddings requests name their route)"))
+        if cfg.default_route == rname:
+            errors.append(("default_route", f"{rname!r} is an embeddings route; the default route must be a chat "
+                                            "route"))
 
 
 def _check_policies(cfg: GatewayConfig, providers: dict[str, ProviderBase], errors: list[tuple[str, str]]) -> None:

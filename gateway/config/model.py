@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, field_validator, model_validator
 
 from gateway.config.durations import Duration
 
@@ -128,6 +128,21 @@ class ModelConfig(_Strict):
     supports_tools: bool = True
     # Whether the model accepts an assistant message as the last turn (prefill). None: the provider kind's default.
     prefill: bool | None = None
+    # ``embeddings``: an embedding model (``POST /v1/embeddings``), which must declare the length of its vectors
+    # in ``dimensions``; it can only be listed on routes of ``kind: embeddings``.
+    kind: Literal["chat", "embeddings"] = "chat"
+    dimensions: int | None = Field(default=None, gt=0, le=65536)
+    # Send ``dimensions`` upstream (OpenAI ``dimensions``, Gemini ``outputDimensionality``, Titan ``dimensions``,
+    # Cohere ``output_dimension``) for models that shorten their vectors on request; off: the model's own length.
+    send_dimensions: bool = False
+
+    @model_validator(mode="after")
+    def _embedding_dimensions(self) -> ModelConfig:
+        if self.kind == "embeddings" and self.dimensions is None:
+            raise ValueError("dimensions: required for an embedding model (the length of its vectors)")
+        if self.kind == "chat" and (self.dimensions is not None or self.send_dimensions):
+            raise ValueError("dimensions: only for embedding models (set kind: embeddings)")
+        return self
 
 
 class RouteTimeouts(_Strict):
@@ -146,8 +161,52 @@ class SingleVendorOk(_Strict):
     reason: str = Field(min_length=1)
 
 
+class ClassifyConfig(_Strict):
+    """A route's examples for the task classifier (``model: auto`` requests): a builtin corpus task, literal
+    ``examples`` and/or an ``examples_file`` (YAML list, JSON Lines or one prompt per line; relative to the
+    config file), and the score (0..1) the route needs to win."""
+
+    builtin: Literal["security-review", "general"] | None = None
+    examples: list[str] = Field(default_factory=list)
+    examples_file: str | None = None
+    threshold: float = Field(default=0.5, ge=0.0, le=1.0)
+    _file_examples: tuple[str, ...] = PrivateAttr(default=())  # read by the loader (re-read on every reload)
+
+    @model_validator(mode="after")
+    def _some(self) -> ClassifyConfig:
+        if self.builtin is None and not self.examples and not self.examples_file:
+            raise ValueError("classify needs builtin, examples or examples_file")
+        if any(not e.strip() for e in self.examples):
+            raise ValueError("examples: every example must be a non-empty string")
+        return self
+
+
+class EmbeddingConfig(_Strict):
+    """The embedding engine's model files. Unset paths mean the files of the ``semantic`` extra's packages,
+    checked against pinned sha256s; a configured path needs its sha256."""
+
+    model: str | None = None
+    model_sha256: str | None = Field(default=None, pattern=r"^[0-9a-fA-F]{64}$")
+    tokenizer: str | None = None
+    tokenizer_sha256: str | None = Field(default=None, pattern=r"^[0-9a-fA-F]{64}$")
+    # The first max_tokens WordPiece tokens are embedded (cost grows with it: ~12 ms at 32, ~45 ms at 128 on one
+    # shared core); code further on is still seen by the code signals, computed over the whole (max_chars) text.
+    max_tokens: int = Field(default=32, ge=8, le=512)
+
+
+class ClassifierConfig(_Strict):
+    """How routes' ``classify`` examples are matched: ``builtin`` (no model file) or ``embedding`` (ONNX)."""
+
+    engine: Literal["builtin", "embedding"] = "builtin"
+    max_chars: int = Field(default=4000, ge=64, le=100000)  # head and tail of longer prompts are kept
+    embedding: EmbeddingConfig = EmbeddingConfig()
+
+
 class RouteConfig(_Strict):
     models: list[str] = Field(min_length=1)
+    # ``chat`` routes serve /v1/chat/completions; ``embeddings`` routes serve /v1/embeddings and list only
+    # embedding models (failover moves only between models of the same ``dimensions``).
+    kind: Literal["chat", "embeddings"] = "chat"
     aliases: list[str] = Field(default_factory=list)
     match: list[str] = Field(default_factory=list)
     description: str = ""
@@ -161,6 +220,7 @@ class RouteConfig(_Strict):
     # ``continue`` the same answer on the next model of the chain, or end it with an in-band ``error`` event.
     on_stream_cut: Literal["continue", "error"] = "continue"
     timeouts: RouteTimeouts | None = None  # per-route overrides of failover.timeouts
+    classify: ClassifyConfig | None = None  # task classifier examples for `auto` requests
 
 
 class Backoff(_Strict):
@@ -328,3 +388,4 @@ class GatewayConfig(_Strict):
     state_dir: str | None = None
     reload: ReloadConfig = ReloadConfig()
     audit: AuditConfig = AuditConfig()
+    classifier: ClassifierConfig = ClassifierConfig()

@@ -23,13 +23,14 @@ from typing import Any, Callable, Iterable
 import orjson
 from aiohttp import web
 
-from gateway.emulator import anthropic_wire, azure_wire, bedrock_wire, gemini_wire, openai_wire
+from gateway.emulator import anthropic_wire, azure_wire, bedrock_wire, embeddings_wire, gemini_wire, openai_wire
 from gateway.emulator.behaviours import make_behaviour, parse_behaviour
 from gateway.emulator.state import EmulatorState
 
 WireHook = Callable[[web.Application, EmulatorState], None]
 
 WIRES: tuple[WireHook, ...] = (
+    embeddings_wire.register,  # first: gemini_wire's catch-all model route would take :embedContent
     openai_wire.register,
     anthropic_wire.register,
     gemini_wire.register,

@@ -29,6 +29,8 @@ COMMON_PARAMS: dict[str, str] = {
     "text": "fixed reply text",
     "words": "reply with N words 'w1 w2 ... wN'",
     "no_usage": "OpenAI wire: ignore stream_options.include_usage (as older Ollama/vLLM builds do)",
+    "dimensions": "embedding wires: return vectors of N numbers whatever the request asks (default: the "
+                  "request's dimensions, else the model family's native length)",
 }
 
 # name -> {param: description}; only params listed here (plus COMMON_PARAMS) are accepted.

@@ -33,6 +33,7 @@ ROUTES_WITHOUT_HEALTHY_FALLBACK = "gateway_routes_without_healthy_fallback"
 ROUTE_MODEL_INFO = "gateway_route_model_info"
 AUDIT_QUEUE_DEPTH = "gateway_audit_queue_depth"
 AUDIT_DROPPED_TOTAL = "gateway_audit_dropped_total"
+ROUTE_CLASSIFICATIONS_TOTAL = "gateway_route_classifications_total"
 
 _LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120)
 _DEPTH_BUCKETS = (0, 1, 2, 3, 4, 5, 8)
@@ -67,6 +68,10 @@ class Metrics:
         self.audit_queue_depth = Gauge(AUDIT_QUEUE_DEPTH, "Audit records waiting to be written.", registry=r)
         self.audit_dropped = Counter(AUDIT_DROPPED_TOTAL, "Audit records lost (queue full or write failed).",
                                      registry=r)
+        self.classifications = Counter(ROUTE_CLASSIFICATIONS_TOTAL, "Task classifier decisions for auto requests: "
+                                       "route (the nearest route, or none), engine (builtin | embedding), outcome "
+                                       "(matched | below_threshold | no_route).", ["route", "engine", "outcome"],
+                                       registry=r)
         self._children: dict[tuple, Any] = {}
 
     def watch_routes(self, routes: Callable[[], Sequence[tuple[str, Sequence[str]]]],
@@ -115,6 +120,10 @@ class Metrics:
             prev = a
         if served is not None and served in chain:
             child(self.depth, route).observe(chain.index(served))
+
+    def record_classification(self, verdict: Any) -> None:
+        """One classifier decision (``gateway.routing.classify.Verdict``); labels are config names and enums."""
+        self.child(self.classifications, verdict.candidate or "none", verdict.engine, verdict.outcome).inc()
 
     def exposition(self) -> bytes:
         return generate_latest(self.registry)

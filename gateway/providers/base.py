@@ -33,6 +33,7 @@ class Target:
     # providers.<name>.timeouts, only the fields the config set (seconds): they win over the route's and the global
     # values for attempts on this target (see attempt_timeouts in gateway/failover/engine.py).
     timeouts: Mapping[str, float] = field(default_factory=dict)
+    dimensions: int | None = None  # an embedding model's vector length; None for a chat model
 
 
 @dataclass(frozen=True, slots=True)

@@ -98,6 +98,16 @@ def explain(runtime: Runtime, request: Mapping[str, Any], *, key_name: str | Non
     if reason.startswith("match:"):
         i = int(reason.split(":")[1])
         why = f"match rule {i} of the route ({choice.route.patterns[i].pattern!r}) hit the last user message"
+    if choice.verdict is not None:
+        from gateway.routing.classify import request_text
+
+        v = choice.verdict
+        out["classifier"] = runtime.classifier.explain(request_text(messages))
+        why = (f"no match rule hit; the task classifier ({v.engine}) placed it: score {v.score:.3f} >= threshold "
+               f"{v.threshold:.2f}" if v.route is not None else
+               f"no match rule hit and the task classifier ({v.engine}) placed it on no route ("
+               + (f"nearest {v.candidate!r} scored {v.score:.3f} < threshold {v.threshold:.2f}" if v.candidate
+                  else f"nearest examples belong to no classifying route, score {v.score:.3f}") + "): default_route")
     out.update(route=choice.route.name, route_reason=reason, why=why, chain=list(choice.chain))
     if caller.routes is not None and choice.route.name not in caller.routes:
         out["error"] = {"status": 403, "code": "route_not_allowed",
@@ -166,6 +176,13 @@ def render(res: dict[str, Any], fmt: str = "table") -> str:
         return "\n".join(out) + "\n"
     out.append(f"route: {res['route']} ({res['route_reason']}): {res['why']}")
     out.append(f"prompt: ~{res['prompt_tokens_estimate']} tokens (estimate)")
+    c = res.get("classifier")
+    if c:
+        scores = ", ".join(f"{k} {v:.3f}" for k, v in c["scores"].items())
+        limits = ", ".join(f"{k} {v:.2f}" for k, v in c["thresholds"].items())
+        out.append(f"classifier: {c['engine']} engine, outcome {c['outcome']}; scores: {scores}; thresholds: {limits}")
+        out.append("  nearest examples:")
+        out += [f"    {n['similarity']:.3f}  {n['route'] or '(no route)'}: {n['example']}" for n in c["nearest"]]
     if res.get("error"):
         e = res["error"]
         out.append(f"REFUSED: {e['status']} {e['code']}: {e['message']}")

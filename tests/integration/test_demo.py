@@ -23,4 +23,7 @@ def test_demo_shows_a_failover_and_metrics():
     assert "fable-5=withdrawn,gpt-5=ok" in text
     assert "fable-5=skipped:withdrawn" in text
     assert 'gateway_failovers_total{from_model="fable-5",reason="withdrawn"' in text
+    # Step 1b: "fix this code" and "review this code for security issues" on an injectable handler, model auto.
+    step = text.split("== 1b.")[1].split("== 2.")[0]
+    assert step.count("route=security-review") == 2, step
     assert "Traceback" not in out.stderr
