@@ -137,7 +137,7 @@ def _translates(kind: str, body: dict[str, Any]) -> None:
 
 
 @pytest.mark.parametrize("kind", sorted(ADAPTERS))
-@settings(max_examples=fuzz_examples(150), deadline=None,
+@settings(max_examples=fuzz_examples(100), deadline=None,
           suppress_health_check=[HealthCheck.filter_too_much, HealthCheck.too_slow])
 @given(body=BODY)
 def test_every_accepted_body_translates_for_every_provider_kind(kind, body):
