@@ -7,6 +7,7 @@
 #   chromium, chromedriver  -> chromium, chromium-driver (the status page browser test, Selenium)
 #   redis-server            -> redis-server      (the shared-state tests start their own redis)
 #   initdb, postgres        -> postgresql        (the Postgres tests start their own cluster)
+#   node, npm               -> nodejs, npm       (openai-node and the Vercel AI SDK against /v1/responses, tests/node)
 #   python3 -m ensurepip    -> python3-venv      (make venv, on Debian)
 # A later issue that needs another package adds one line to NEEDS below.
 set -euo pipefail
@@ -17,6 +18,8 @@ NEEDS=(
   "chromedriver:chromium-driver"
   "redis-server:redis-server"
   "initdb:postgresql"
+  "node:nodejs"
+  "npm:npm"
 )
 
 have() {

@@ -28,17 +28,18 @@ def test_not_root_prints_the_exact_apt_command_for_what_is_missing(tmp_path):
     r = _run(tmp_path, have=("promtool", "chromium"), uid=1000)
     assert r.returncode == 1
     assert ("sudo apt-get update && sudo apt-get install -y -q --no-install-recommends chromium-driver "
-            "redis-server postgresql") in r.stderr, r.stderr
+            "redis-server postgresql nodejs npm") in r.stderr, r.stderr
     assert not (tmp_path / "log").exists()  # nothing was run
 
 
 def test_root_installs_what_is_missing_and_nothing_when_all_present(tmp_path):
-    r = _run(tmp_path, have=("promtool", "chromium", "chromedriver", "initdb"), uid=0)
+    r = _run(tmp_path, have=("promtool", "chromium", "chromedriver", "initdb", "node", "npm"), uid=0)
     assert r.returncode == 0, r.stderr
     calls = (tmp_path / "log").read_text().splitlines()
     assert [c.split("/")[-1] for c in calls] == ["apt-get update -q",
                                                  "apt-get install -y -q --no-install-recommends redis-server"]
     (tmp_path / "log").unlink()
     os.rename(tmp_path / "bin", tmp_path / "bin-1")
-    r = _run(tmp_path, have=("promtool", "chromium", "chromedriver", "initdb", "redis-server"), uid=0)
+    r = _run(tmp_path, have=("promtool", "chromium", "chromedriver", "initdb", "node", "npm", "redis-server"),
+             uid=0)
     assert r.returncode == 0 and not (tmp_path / "log").exists()
