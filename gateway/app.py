@@ -173,10 +173,14 @@ class Gateway:
         db = self.withdrawals_db
         assert db is not None
         seen = await asyncio.to_thread(db.version)
+        failing = False  # log a database outage once, not every interval (the withdrawals in memory hold)
         while True:
             await asyncio.sleep(self.sync_interval)
             try:
                 version = await asyncio.to_thread(db.version)
+                if failing:
+                    failing = False
+                    log.warning("operator withdrawals readable again from %s", db.path)
                 if version != seen:
                     w = self.withdrawals
                     generation = w.generation
@@ -185,8 +189,10 @@ class Gateway:
                         continue  # a local change raced the read: the read may predate it; re-read next time
                     seen = version
                     w.replace(entries)
-            except Exception:  # a locked or briefly unavailable DB must not end the loop
-                log.exception("could not re-read operator withdrawals")
+            except Exception as e:  # a locked or briefly unavailable DB must not end the loop
+                if not failing:
+                    failing = True
+                    log.error("could not re-read operator withdrawals (the ones in force stay in force): %s", e)
 
     def _withdrawn(self) -> list[tuple[str, str, str]]:
         out = []
