@@ -80,6 +80,17 @@ def test_withdrawal_is_in_force_on_all_four_workers_before_the_admin_call_return
     assert served == {"fable-5"}
 
 
+def test_a_drill_and_its_early_end_reach_every_worker_before_the_call_returns(emu, fleet):
+    r0, r1 = fleet.gps
+    r = admin(r0, "POST", "/admin/drills", json={"target": "vendor", "name": "VendorA", "duration": "10m"})
+    assert r.status_code == 201 and r.json()["propagation"]["complete"] and len(r.json()["propagation"]["applied"]) == 4
+    assert all(chat(gp).headers["x-gateway-attempts"].startswith("fable-5=skipped:drill") for gp in (r0, r1, r1, r0))
+    r = admin(r1, "DELETE", "/admin/drills/vendor/VendorA")
+    assert r.status_code == 200 and r.json()["propagation"]["complete"], r.text
+    assert {chat(gp).headers["x-gateway-model"] for gp in (r0, r1, r1, r0)} == {"fable-5"}
+    assert len(emu.attempts("fable-5")) == 4  # the four after the drill ended; none during it
+
+
 def test_rate_limit_and_metrics_hold_for_the_whole_fleet(emu, fleet):
     gps = fleet.gps
 
