@@ -211,7 +211,11 @@ class EmbeddingsEndpoint:
             return Response(orjson.dumps(payload), media_type="application/json",
                             headers=_str_headers(_routed_headers(base, choice, ctx)))
         finally:
-            gw.metrics.record_request(route.name, status, ctx.attempts, choice.chain, ctx.served)
+            # Models of another length were never candidates: no failover to or from them, and the depth of the
+            # model that served is its place among the candidates (the attempt list keeps the skips as data).
+            gw.metrics.record_request(route.name, status, candidates(ctx.attempts),
+                                      tuple(m for m in choice.chain if runtime.targets[m].dimensions == want),
+                                      ctx.served)
             hashed = prompt_hash(list(req.inputs)) if runtime.config.audit.store_prompt_hash else None
             gw.continuity.on_request(RequestRecord(
                 rid, wall, caller.name, route.name, choice.reason, False, status, gw.clock() - start,
@@ -219,15 +223,20 @@ class EmbeddingsEndpoint:
                 error, hashed))
 
 
+def candidates(attempts: list[Attempt]) -> list[Attempt]:
+    """The attempts at models of the request's vector length (what failover moved between)."""
+    return [a for a in attempts if a.outcome != SKIPPED_DIMENSIONS]
+
+
 def _exhausted(e: GatewayError, route: str, attempts: list[Attempt]) -> GatewayError:
     """The engine classifies an exhausted chain from all its attempts; a model skipped for its dimensions was
     never a candidate, so it must not turn "all rate limited" (429) or "all unavailable" (503) into a 502."""
     if e.code not in ("all_models_failed", "no_model_available"):
         return e
-    candidates = [a for a in attempts if a.outcome != SKIPPED_DIMENSIONS]
-    if len(candidates) == len(attempts):
+    tried = candidates(attempts)
+    if len(tried) == len(attempts):
         return e
-    better = exhausted_error(route, candidates)
+    better = exhausted_error(route, tried)
     if better.status != 403:  # a policy denial names its policies; otherwise keep the full attempt listing
         better.message = e.message
     return better

@@ -81,9 +81,24 @@ def test_failover_between_same_dimension_models_skips_other_dimensions(emu, gw, 
     sent = emu.attempts("te3-b")[-1]["request"]
     assert sent == {"model": "te3-b", "input": ["hello world"], "encoding_format": "float"}
     metrics = httpx.get(gw.url + "/metrics").text
-    assert 'gateway_failovers_total{from_model="emb-small",reason="dimensions",route="embed",to_model="emb-b"} 1.0' \
+    # A model of another length was never a candidate: the failover is emb-a -> emb-b, not via emb-small.
+    assert 'gateway_failovers_total{from_model="emb-a",reason="withdrawn",route="embed",to_model="emb-b"} 1.0' \
         in metrics
+    assert 'reason="dimensions"' not in metrics and 'to_model="emb-small"' not in metrics
     assert 'gateway_requests_total{route="embed",status="200"} 1.0' in metrics
+
+
+def test_a_healthy_request_for_other_dimensions_is_no_failover(emu, gw, client, caplog):
+    """Asking for 256-dimension vectors skips the 1536-dimension primary on every request: that is the request's
+    shape, not an incident, so no failover is counted and the model that served is the first candidate."""
+    for _ in range(2):
+        raw = client.embeddings.with_raw_response.create(model="embed", input="x", dimensions=256)
+        assert raw.headers["x-gateway-attempts"] == "emb-a=skipped:dimensions,emb-small=ok"
+    metrics = httpx.get(gw.url + "/metrics").text
+    assert "gateway_failovers_total{" not in metrics
+    assert 'gateway_route_fallback_depth_bucket{le="0.0",route="embed"} 2.0' in metrics
+    logged = [r.getMessage() for r in caplog.records if r.name == "gateway.requests"]
+    assert len(logged) == 2 and all('"failovers":0' in m for m in logged)
 
 
 def test_list_input_float_and_base64(emu, client):
