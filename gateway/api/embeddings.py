@@ -211,15 +211,18 @@ class EmbeddingsEndpoint:
             return Response(orjson.dumps(payload), media_type="application/json",
                             headers=_str_headers(_routed_headers(base, choice, ctx)))
         finally:
-            # Models of another length were never candidates: no failover to or from them, and the depth of the
-            # model that served is its place among the candidates (the attempt list keeps the skips as data).
-            gw.metrics.record_request(route.name, status, candidates(ctx.attempts),
+            # Models of another length were never candidates: metrics, the request log, the audit record (and so
+            # the reports and the status page) see no failover to or from them, and the depth of the model that
+            # served is its place among the candidates. The x-gateway-attempts header and error messages still
+            # list the skips.
+            tried = candidates(ctx.attempts)
+            gw.metrics.record_request(route.name, status, tried,
                                       tuple(m for m in choice.chain if runtime.targets[m].dimensions == want),
                                       ctx.served)
             hashed = prompt_hash(list(req.inputs)) if runtime.config.audit.store_prompt_hash else None
             gw.continuity.on_request(RequestRecord(
                 rid, wall, caller.name, route.name, choice.reason, False, status, gw.clock() - start,
-                ctx.attempts, [ctx.served] if ctx.served else [], usage, choice.chain, dict(caller.attributes),
+                tried, [ctx.served] if ctx.served else [], usage, choice.chain, dict(caller.attributes),
                 error, hashed))
 
 

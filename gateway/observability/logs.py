@@ -50,8 +50,6 @@ def request_fields(record: Any) -> dict[str, Any]:
     failovers = 0
     prev = None
     for a in attempts:
-        if a.outcome == "skipped:dimensions":  # an embedding model of another length: never a candidate
-            continue
         if prev is not None and prev.model != a.model and prev.outcome != "ok":
             failovers += 1
         prev = a

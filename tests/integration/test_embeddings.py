@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import sqlite3
 import struct
 import time
 
@@ -99,6 +100,9 @@ def test_a_healthy_request_for_other_dimensions_is_no_failover(emu, gw, client, 
     assert 'gateway_route_fallback_depth_bucket{le="0.0",route="embed"} 2.0' in metrics
     logged = [r.getMessage() for r in caplog.records if r.name == "gateway.requests"]
     assert len(logged) == 2 and all('"failovers":0' in m for m in logged)
+    gw.stop()  # flushes the audit writer: the reports and the status page read failovers from these rows
+    rows = sqlite3.connect(gw.gateway.continuity.path).execute("SELECT attempts FROM requests").fetchall()
+    assert len(rows) == 2 and all("dimensions" not in a and "emb-small" in a for (a,) in rows)
 
 
 def test_list_input_float_and_base64(emu, client):
