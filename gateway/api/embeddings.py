@@ -201,6 +201,8 @@ class EmbeddingsEndpoint:
                                              _attempt_call(gw, req, timeouts.first_token), timeouts)
             except GatewayError as e:
                 e = _exhausted(e, route.name, ctx.attempts)
+                if e.param == "messages":  # the engine names the chat field (context_length_exceeded)
+                    e.param = "input"
                 status, error = e.status, e.code or e.type
                 return _error(e, _routed_headers(base, choice, ctx))
             usage = {"prompt_tokens": result.prompt_tokens, "total_tokens": result.prompt_tokens}

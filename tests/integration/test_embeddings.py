@@ -309,3 +309,12 @@ def test_caller_policy_and_operator_withdrawal_apply(emu, make_gateway, client_f
     raw = client_for(gw, api_key="gw-eu-key-0123456").embeddings.with_raw_response.create(model="embed", input="x")
     assert raw.headers["x-gateway-attempts"] == ("emb-a=denied:no-vendor-a,emb-small=skipped:dimensions,"
                                                  "emb-b=skipped:withdrawn_by_operator,gem-emb=ok")
+
+
+def test_input_too_long_for_every_model_is_a_400_naming_input(emu, client):
+    """The caller's to fix, as for chat, but on this endpoint the field is `input` (there are no `messages`)."""
+    emu.set("te3-a", "context_exceeded")
+    with pytest.raises(openai.BadRequestError) as e:
+        client.embeddings.create(model="embed", input="a long text")
+    assert e.value.code == "context_length_exceeded" and e.value.body["param"] == "input"
+    assert "emb-a: context_too_long" in e.value.message
