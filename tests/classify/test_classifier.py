@@ -321,6 +321,45 @@ def test_a_bad_examples_file_is_a_config_error_naming_its_path(tmp_path, content
     assert f"routes.translate.classify.examples_file: {path}" in err and message in err
 
 
+def _loads_without_hanging(cfg: dict[str, Any], source: str, fifo: Any) -> str:
+    """The config error for ``cfg``; fails (instead of hanging) if loading blocks on ``fifo``."""
+    import threading
+
+    out: list[str] = []
+    t = threading.Thread(target=lambda: out.append(_errors(cfg, source)), daemon=True)
+    t.start()
+    t.join(5)
+    if t.is_alive():  # blocked opening or reading the FIFO: release it so the thread ends, then fail
+        with open(fifo, "wb"):
+            pass
+        t.join(5)
+        pytest.fail(f"loading the config blocked on {fifo}")
+    return out[0]
+
+
+def test_an_examples_or_model_path_that_is_not_a_regular_file_is_refused(tmp_path):
+    """A FIFO would block the reload forever, a device like /dev/zero would be read without end: only regular
+    files are read, and the error names the path."""
+    import os
+
+    fifo = tmp_path / "ex.txt"
+    os.mkfifo(fifo)
+    src = tmp_path / "gateway.yaml"
+    src.write_text("x")
+    err = _loads_without_hanging(_cfg(translate={"examples_file": "ex.txt"}), str(src), fifo)
+    assert f"routes.translate.classify.examples_file: {fifo}: not a regular file" in err
+    err = _errors(_cfg(translate={"examples_file": "/dev/zero"}), str(src))
+    assert "routes.translate.classify.examples_file: /dev/zero: not a regular file" in err
+    err = _errors(_cfg(translate={"examples_file": str(tmp_path)}), str(src))
+    assert f"examples_file: {tmp_path}: not a regular file" in err
+    cfg = {**_cfg(), "classifier": {"engine": "embedding", "embedding": {"model": str(fifo),
+                                                                         "model_sha256": "0" * 64}}}
+    err = _loads_without_hanging(cfg, str(src), fifo)
+    assert f"classifier.embedding.model: model {fifo}: not a regular file" in err
+    cfg["classifier"]["embedding"] = {"tokenizer": "/dev/zero", "tokenizer_sha256": "1" * 64}
+    assert "classifier.embedding.tokenizer: tokenizer /dev/zero: not a regular file" in _errors(cfg, str(src))
+
+
 def test_a_bad_jsonl_line_names_its_line(tmp_path):
     (tmp_path / "ex.jsonl").write_text('{"text": "ok"}\n{broken\n')
     src = tmp_path / "gateway.yaml"
