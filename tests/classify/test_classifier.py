@@ -274,6 +274,12 @@ def test_a_threshold_the_score_does_not_clear_leaves_it_to_the_next_rule():
     choice = select_route(rt, "auto", None, _user(FIX))
     assert choice.route.name == "general" and choice.verdict.outcome == "below_threshold"
     assert choice.verdict.candidate == "security-review"
+    # The audit record has only the reason: it names the route that scored, so a near miss is told apart from
+    # a prompt nearest to no route (whose reason carries the "no route" score).
+    assert choice.reason == f"default:classify=security-review:{choice.verdict.score:.3f}<1.00"
+    benign = select_route(rt, "auto", None, _user(BENIGN_FIX))
+    assert benign.verdict.outcome == "no_route"
+    assert benign.reason == f"default:classify=none:{benign.verdict.score:.3f}"
 
 
 def test_no_classify_block_means_no_classifier():
