@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from gateway.errors import GatewayError
-from gateway.routing.classify.text import content_text, request_text
+from gateway.routing.classify.text import content_text, request_parts
 from gateway.runtime import Route, Runtime
 
 
@@ -91,7 +91,7 @@ def _select(runtime: Runtime, model: str | None, header: str | None, messages: S
     verdict = None
     classifier = runtime.classifier
     if classifier is not None and text:
-        verdict = classifier.classify(request_text(messages))
+        verdict = classifier.classify(*request_parts(messages))
         if verdict.route is not None:
             route = runtime.routes[verdict.route]
             return RouteChoice(route, f"classify:{verdict.score:.3f}", route.models, verdict)

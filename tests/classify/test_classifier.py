@@ -260,6 +260,35 @@ def test_the_system_prompt_is_part_of_the_request(runtime):
     assert choice.route.name == "security-review"
 
 
+# An application's long system prompt: the same words on every request, no task in them.
+APP_SYSTEM = " ".join(["You are a helpful coding assistant for ACME Corp. Answer concisely, use markdown, prefer "
+                       "Python examples, and explain your reasoning step by step when the user asks for it."] * 20)
+LINK_PREVIEW = " ".join(["The handler reads the parameter, builds the request with the default client, and streams "
+                         "the upstream body back to the browser with the same content type."] * 8)
+
+
+@pytest.mark.parametrize("ask", ["can an attacker abuse this endpoint?", "audit this for weaknesses",
+                                 "threat-model this design for me, what could a malicious user do?"])
+def test_a_long_system_prompt_does_not_hide_the_users_ask(runtime, ask):
+    """The user message states the task: a 3.5k-character system prompt before a 1.2k-character question must
+    not push the question out of what the classifier reads (it did: the head of the text was all system
+    prompt)."""
+    prompt = f"{ask}\n{LINK_PREVIEW}"
+    assert select_route(runtime, "auto", None, _user(prompt)).route.name == "security-review"
+    choice = select_route(runtime, "auto", None, _user(prompt, system=APP_SYSTEM))
+    assert choice.route.name == "security-review", choice.reason
+
+
+def test_a_security_tools_system_prompt_still_counts(runtime):
+    """A security tool's system prompt states the task even when the user only pastes code."""
+    system = "You are a security auditor. Review every snippet the user sends for vulnerabilities."
+    code = "def add(a, b):\n    return a + b"
+    assert select_route(runtime, "auto", None, _user(code)).route.name == "general"
+    assert select_route(runtime, "auto", None, _user(code, system=system)).route.name == "security-review"
+    explained = runtime.classifier.explain(code, system=system)
+    assert explained["route"] == "security-review" and explained["nearest"]
+
+
 def test_explicit_rules_win_and_named_routes_are_never_classified(runtime):
     assert select_route(runtime, "general", None, _user(FIX)).reason == "name"
     assert select_route(runtime, "general", None, _user(FIX)).verdict is None
