@@ -64,7 +64,7 @@ class Classifier:
         object.__setattr__(self, "_system_cache", lru_cache(maxsize=SYSTEM_CACHE)(self._decision))
 
     def _system_decision(self, system: str) -> list[float]:
-        d: list[float] = self._system_cache(system)
+        d: list[float] = self._system_cache(truncate(system, self.max_chars))  # keys bounded: max_chars each
         return d
 
     @property
