@@ -156,6 +156,8 @@ def main() -> int:
     ap.add_argument("--stream-words", type=int, default=200)
     ap.add_argument("--markdown", action="store_true")
     ap.add_argument("--no-audit", action="store_true", help="turn the audit log off (to measure its cost)")
+    ap.add_argument("--non-streaming", choices=("stream", "direct"), default="stream",
+                    help="failover.non_streaming: read non-streaming answers as a stream (default) or directly")
     ap.add_argument("--no-classify", action="store_true", help="skip the task classifier cost (classify_cost.py)")
     args = ap.parse_args()
     load = run_wrk if shutil.which("wrk") else run_python
@@ -179,6 +181,7 @@ keys:
   - {{name: bench, sha256: {hashlib.sha256(KEY.encode()).hexdigest()}}}
 audit: {{enabled: {"false" if args.no_audit else "true"}, path: {tmp}/audit.sqlite}}
 state_dir: {tmp}/state
+failover: {{non_streaming: {args.non_streaming}}}
 """)
     py = sys.executable
     emu = subprocess.Popen([py, "-m", "gateway", "emulate", "--port", str(emu_port), "--quiet",

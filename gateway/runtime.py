@@ -20,6 +20,25 @@ from gateway.routing.policy import Caller, CompiledPolicy, build_caller, compile
 # Whether a provider kind accepts an assistant message as the last turn (used for stream continuation).
 PREFILL_DEFAULTS = {"openai": False, "anthropic": True, "bedrock": True, "gemini": False, "azure-openai": False}
 
+# What each provider kind can do unless a model says otherwise (``models.<name>.supports``). Anthropic enforces
+# a JSON schema with a forced tool and Gemini with its response schema; neither returns n > 1 choices through
+# the gateway (Gemini does: candidateCount) nor logprobs. Bedrock Converse has no schema enforcement, n or logprobs.
+CAPABILITY_DEFAULTS: dict[str, dict[str, bool]] = {
+    "openai": {"tools": True, "json_schema": True, "n": True, "logprobs": True, "vision": True},
+    "azure-openai": {"tools": True, "json_schema": True, "n": True, "logprobs": True, "vision": True},
+    "anthropic": {"tools": True, "json_schema": True, "n": False, "logprobs": False, "vision": True},
+    "gemini": {"tools": True, "json_schema": True, "n": True, "logprobs": False, "vision": True},
+    "bedrock": {"tools": True, "json_schema": False, "n": False, "logprobs": False, "vision": True},
+}
+
+
+def capabilities_of(kind: str, supports: Any) -> frozenset[str]:
+    """The declared capabilities (``ModelSupports``) over the kind's defaults; prefill included."""
+    defaults = {**CAPABILITY_DEFAULTS.get(kind, CAPABILITY_DEFAULTS["openai"]),
+                "prefill": PREFILL_DEFAULTS.get(kind, False)}
+    declared = supports.model_dump(exclude_none=True)
+    return frozenset(k for k, v in {**defaults, **declared}.items() if v)
+
 
 @dataclass(frozen=True, slots=True)
 class Route:
@@ -68,6 +87,7 @@ def build_runtime(config: GatewayConfig, source_text: str | bytes = b"") -> Runt
     for name, m in config.models.items():
         p = config.providers[m.provider]
         options = {k: v for k, v in p.model_dump().items() if k not in _COMMON_PROVIDER_FIELDS}
+        caps = capabilities_of(p.kind, m.supports)
         target = Target(
             name=name,
             provider=m.provider,
@@ -77,8 +97,9 @@ def build_runtime(config: GatewayConfig, source_text: str | bytes = b"") -> Runt
             vendor=p.vendor,
             jurisdiction=p.jurisdiction,
             context_window=m.context_window,
-            supports_tools=m.supports_tools,
-            prefill=PREFILL_DEFAULTS.get(p.kind, False) if m.prefill is None else m.prefill,
+            supports_tools="tools" in caps,
+            prefill="prefill" in caps,
+            capabilities=caps,
             api_key=p.api_key,
             headers=dict(p.headers),
             options=options,

@@ -1,12 +1,15 @@
 """``POST /v1/chat/completions`` as a pure-ASGI endpoint: the hot path.
 
-Flow: authenticate -> read and validate the body -> select the route -> run the failover engine with a
-``call`` for one attempt (non-streaming: send and parse; streaming: open and peek until the first content
-event) -> answer with ``x-gateway-*`` headers -> record metrics from the attempt list.
+Flow: authenticate -> read and validate the body -> select the route (and check that some model of it has the
+capabilities the request needs) -> run the failover engine with a ``call`` for one attempt (streaming: open
+and peek until the first content event; non-streaming: the same, then read the stream to its end and assemble
+one answer, or with ``failover.non_streaming: direct`` send and parse) -> answer with ``x-gateway-*`` headers
+-> record metrics from the attempt list.
 
 Streaming rule: the stream is committed to the client only when an upstream produced its first content event
-within the first-token limit; before that every failure fails over. After it, a failure ends the stream with
-an OpenAI-style ``data: {"error": ...}`` event and no ``[DONE]``, so a cut-off answer never looks complete.
+within the first-token limit; before that every failure fails over. After it, a cut is continued on the next
+model (``gateway.api.streaming``) or ends the stream with an OpenAI-style ``data: {"error": ...}`` event and no
+``[DONE]``, so a cut-off answer never looks complete.
 A client that disconnects cancels the request, which closes the upstream connection.
 """
 
@@ -25,10 +28,12 @@ from typing import TYPE_CHECKING, Any
 import orjson
 
 from gateway.api.asgi import JSON_CT, Headers, header, read_body, send_bytes, send_error
-from gateway.api.streaming import Outcome, StreamRelay, refusal, refused
+from gateway.api.reading import assemble, open_stream, refusal, refused, stream_body
+from gateway.api.streaming import Outcome, StreamRelay
 from gateway.api.validate import validate_chat
 from gateway.errors import GatewayError
 from gateway.failover.attempts import header_value
+from gateway.failover.candidates import check_capabilities, request_precheck, required_capabilities
 from gateway.failover.engine import RunContext
 from gateway.observability.record import RequestRecord
 from gateway.routing.policy import KEY_ROUTES_POLICY, Caller, check_route
@@ -41,6 +46,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("gateway")
 _RID = re.compile(r"^[A-Za-z0-9._\-]{1,128}$")
+DIALECT = "chat_completions"  # the ``dialect`` label of this endpoint's own requests
 
 
 class _Disconnect:
@@ -116,6 +122,7 @@ class ChatEndpoint:
             rid = self._ids()
         base: Headers = [(b"x-request-id", rid.encode())]
         wall = time.time()
+        dialect = scope.get("gateway.dialect", DIALECT)
         choice = None
         caller = None
         try:
@@ -129,21 +136,27 @@ class ChatEndpoint:
                 raise GatewayError(400, f"We could not parse the JSON body of your request: {e}",
                                    code="invalid_json") from None
             validate_chat(body)
+            wrap = scope.get("gateway.wrap_body")  # an inbound dialect's native original (gateway/api/dialects)
+            if wrap is not None:
+                body = wrap(body)
             choice = await select_route_async(runtime, body.get("model"), header(scope, b"x-gateway-route"),
                                               body["messages"])
             if choice.verdict is not None:
                 gw.metrics.record_classification(choice.verdict)
             check_route(caller, choice.route.name)
+            needs = required_capabilities(body)
+            if needs:
+                check_capabilities(choice.route.name, choice.chain, runtime.targets, needs)
         except GatewayError as e:
             route_label = choice.route.name if choice is not None else "none"
             if e.code == "route_not_allowed":
                 gw.metrics.policy_denials.labels(KEY_ROUTES_POLICY, route_label).inc()
-            gw.metrics.requests.labels(route_label, str(e.status)).inc()
+            gw.metrics.requests.labels(route_label, str(e.status), dialect).inc()
             await send_error(send, e, base)
             gw.continuity.on_request(RequestRecord(
                 rid, wall, caller.name if caller is not None else None, route_label,
                 choice.reason if choice is not None else "none", False, e.status, gw.clock() - start,
-                error=e.code or e.type))
+                error=e.code or e.type, dialect=dialect))
             return
         except ConnectionAbortedError:
             return
@@ -151,7 +164,8 @@ class ChatEndpoint:
         route = choice.route
         timeouts = route.timeouts or runtime.config.failover.timeouts
         ctx = RunContext(route=route.name, deadline=start + timeouts.total,
-                         precheck=_precheck(caller, gw.withdrawals), on_refusal=route.on_refusal,
+                         precheck=request_precheck(caller, gw.withdrawals, needs, runtime.targets),
+                         on_refusal=route.on_refusal,
                          refusal_fallbacks=route.refusal_fallbacks, secrets=runtime.secrets)
         stream = bool(body.get("stream"))
         outcome = Outcome(500)
@@ -170,18 +184,21 @@ class ChatEndpoint:
         finally:
             watch.close()
             served = outcome.served or ([ctx.served] if ctx.served else [])
-            gw.metrics.record_request(route.name, outcome.status, ctx.attempts, choice.chain, ctx.served)
+            gw.metrics.record_request(route.name, outcome.status, ctx.attempts, choice.chain, ctx.served, dialect)
             gw.continuity.on_request(RequestRecord(
                 rid, wall, caller.name, route.name, choice.reason, stream, outcome.status, gw.clock() - start,
                 ctx.attempts, served, outcome.usage, choice.chain, dict(caller.attributes), outcome.error,
-                gw.continuity.prompt_hash(body)))
+                gw.continuity.prompt_hash(body), dialect))
 
     # -- non-streaming -----------------------------------------------------------------------------------
     async def _complete(self, runtime: Runtime, body: dict[str, Any], choice: RouteChoice, ctx: RunContext,
                         base: Headers, send: Any, rid: str, watch: _Disconnect, timeouts: Any) -> Outcome:
-        upstream = self.gw.upstream
+        gw = self.gw
+        sbody = stream_body(body)
+        first_token = timeouts.first_token
+        upstream = gw.upstream
 
-        async def call(adapter: Any, t: Timeouts) -> dict[str, Any]:
+        async def direct(adapter: Any, t: Timeouts) -> dict[str, Any]:
             raw = await upstream.send(adapter.build_request(body, False), t)
             if raw.status >= 300:
                 raise adapter.classify_error(raw.status, raw.headers, raw.body)
@@ -190,9 +207,18 @@ class ChatEndpoint:
                 raise refusal(result)
             return result
 
+        async def call(adapter: Any, t: Timeouts) -> dict[str, Any]:
+            # Read as a stream and assembled: the same first_token/idle protection as streaming requests, and a
+            # cut mid-answer restarts cleanly on the next model because the client has received nothing yet.
+            result = await assemble(await open_stream(gw, adapter, t, sbody, first_token, refusals=False))
+            if refused(result["choices"]):
+                raise refusal(result)
+            return result
+
         try:
-            result = await self.gw.engine.run(ctx, choice.chain, runtime.adapters, runtime.config.failover, call,
-                                              timeouts)
+            fo = runtime.config.failover
+            result = await self.gw.engine.run(ctx, choice.chain, runtime.adapters, fo,
+                                              call if fo.non_streaming == "stream" else direct, timeouts)
         except GatewayError as e:
             watch.close()
             await send_error(send, e, _routed_headers(base, choice, ctx))
@@ -211,23 +237,8 @@ class ChatEndpoint:
 
 
 def _precheck(caller: Caller, withdrawals: Any) -> Any:
-    """The engine's pre-call skip hook for this request: caller policy first, then operator withdrawals/drills.
-    None (no hook at all) when neither can apply, which is the common case."""
-    denials = caller.denials
-    if not denials and not withdrawals.blocks:
-        return None
-    check = withdrawals.check
-
-    def precheck(model: str) -> tuple[str, str] | None:
-        d = denials.get(model)
-        if d is not None:
-            return d.outcome, d.reason
-        e = check(model)
-        if e is not None:
-            return e.outcome, e.reason
-        return None
-
-    return precheck
+    """The candidate filter without capabilities (caller policy, operator withdrawals), for other call types."""
+    return request_precheck(caller, withdrawals, (), {})
 
 
 def authenticate(scope: dict[str, Any], runtime: Runtime) -> Caller:

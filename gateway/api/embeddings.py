@@ -63,6 +63,8 @@ REQUEST_SCHEMA: dict[str, Any] = {
     },
 }
 
+DIALECT = "embeddings"  # the ``dialect`` label / audit field of these requests
+
 
 def _bad(param: str, message: str, code: str = "invalid_request") -> GatewayError:
     return GatewayError(400, f"Invalid value for '{param}': {message}", code=code, param=param)
@@ -181,11 +183,11 @@ class EmbeddingsEndpoint:
             route_label = choice.route.name if choice is not None else "none"
             if e.code == "route_not_allowed":
                 gw.metrics.policy_denials.labels(KEY_ROUTES_POLICY, route_label).inc()
-            gw.metrics.record_request(route_label, e.status, (), (), None)
+            gw.metrics.record_request(route_label, e.status, (), (), None, DIALECT)
             gw.continuity.on_request(RequestRecord(
                 rid, wall, caller.name if caller is not None else None, route_label,
                 choice.reason if choice is not None else "none", False, e.status, gw.clock() - start,
-                error=e.code or e.type))
+                error=e.code or e.type, dialect=DIALECT))
             return _error(e, base)
         except ConnectionAbortedError:
             return Response(status_code=499)
@@ -220,12 +222,12 @@ class EmbeddingsEndpoint:
             tried = candidates(ctx.attempts)
             gw.metrics.record_request(route.name, status, tried,
                                       tuple(m for m in choice.chain if runtime.targets[m].dimensions == want),
-                                      ctx.served)
+                                      ctx.served, DIALECT)
             hashed = prompt_hash(list(req.inputs)) if runtime.config.audit.store_prompt_hash else None
             gw.continuity.on_request(RequestRecord(
                 rid, wall, caller.name, route.name, choice.reason, False, status, gw.clock() - start,
                 tried, [ctx.served] if ctx.served else [], usage, choice.chain, dict(caller.attributes),
-                error, hashed))
+                error, hashed, DIALECT))
 
 
 def candidates(attempts: list[Attempt]) -> list[Attempt]:

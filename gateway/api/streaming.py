@@ -3,41 +3,58 @@
 Rules, in the order a stream meets them:
 
 1. **Commit on first content.** An upstream is committed to the client only when it produced its first content
-   event (text, tool call, refusal, finish) within the route's ``first_token`` limit. Before that, every failure
-   fails over transparently through the one failover engine (the same loop as non-streaming requests).
-2. **Stalls are cuts.** After the commit, ``idle`` seconds without a content event (keep-alive pings do not
-   count) cut the stream.
-3. **Continue, don't truncate.** A committed stream that is cut (connection drop, in-band error event, stall,
-   repeated undecodable bytes, end without an end marker) is continued on the next model of the chain when the
-   route says ``on_stream_cut: continue`` (default): the same conversation plus the text streamed so far, as an
-   assistant prefill for models that accept one, else followed by an instruction to continue. Only the
-   continuation is streamed, so the client receives one answer with one ``[DONE]``. A cut inside a tool call is
-   not continued. A model that rejects the continuation request is skipped; when no model can continue, the
-   stream ends with the *original* failure.
-4. **Never a truncated success.** A stream that did not complete ends with ``data: {"error": ...}`` and no
+   event (text, a *complete* tool call, refusal, finish) within the route's ``first_token`` limit (reading up to
+   that point: ``gateway.api.reading``). Before that, every failure fails over transparently through the one
+   failover engine (the same loop as non-streaming requests, which read the upstream as a stream too).
+2. **Tool calls are committed whole.** Tool-call deltas are held until that call's arguments are complete (the
+   choice finishes, or the next call begins): a cut inside a call's arguments before any of it was sent fails
+   over like any cut before the commit.
+3. **Stalls are cuts.** After the first content, ``idle`` seconds without a content event (keep-alive pings do
+   not count) cut the stream.
+4. **Continue, don't truncate, never splice.** A committed stream that is cut (connection drop, in-band error
+   event, stall, repeated undecodable bytes, end without an end marker) is continued on the next candidate when
+   the route says ``on_stream_cut: continue`` (default): the same conversation plus the text streamed so far,
+   as an assistant prefill for models that accept one (a model that answers a prefill with a 400 is remembered
+   as unable and asked again with the instruction form), else followed by an instruction to continue. What the
+   continuing model says passes the ``SpliceGuard`` first: a repetition of the text already sent (whole, or its
+   tail) is dropped; a continuation that restarts the answer in other words is not forwarded and the stream
+   ends with ``stream_interrupted``. A cut after a tool call was sent is not continued. When no model can
+   continue, the stream ends with the *original* failure.
+5. **Never a truncated success.** A stream that did not complete ends with ``data: {"error": ...}`` and no
    ``[DONE]``: the openai SDK raises ``APIError``.
-5. **Finish promptly.** Once the finish reason (and the usage, when asked for) has arrived, the answer is
+6. **Finish promptly.** Once the finish reason (and the usage, when asked for) has arrived, the answer is
    complete: a missing ``[DONE]``/``message_stop`` or a later failure does not hold or spoil it.
-6. **Honest usage.** With ``stream_options.include_usage`` the final usage chunk is the sum over the models that
+7. **Honest usage.** With ``stream_options.include_usage`` the final usage chunk is the sum over the models that
    produced the answer; a model cut before it reported usage is counted by an estimate of what it streamed
    (4 characters a token). Attempts that produced nothing the client received are not billed.
 """
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import time
-from collections.abc import AsyncIterator, Callable, Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import orjson
 
 from gateway.api.asgi import SSE_HEADERS, Headers, send_error
+from gateway.api.reading import (  # noqa: F401 (has_content, refused, refusal, assemble: re-exported)
+    CHARS_PER_TOKEN,
+    Committed,
+    assemble,
+    has_content,
+    open_stream,
+    refusal,
+    refused,
+)
+from gateway.api.splice import Restarted, SpliceGuard
 from gateway.errors import ErrorKind, GatewayError, UpstreamError
 from gateway.failover.attempts import Attempt
+from gateway.failover.attempts import Outcome as AttemptOutcome  # this module's Outcome is the request's
+from gateway.failover.candidates import continuation_chain, withdrawals_only
 from gateway.failover.engine import RunContext
+from gateway.failover.table import PREFILL_REJECTED
 from gateway.observability.redact import redact
 from gateway.upstream import Timeouts
 
@@ -52,41 +69,6 @@ CONTINUE_INSTRUCTION = (
     "Continue exactly where your previous message stops. Do not repeat any of it, do not comment on the "
     "interruption, and do not add a preamble: output only the continuation."
 )
-CHARS_PER_TOKEN = 4
-
-
-@dataclass(slots=True)
-class Committed:
-    """An upstream stream that has produced its first content; owned by the relay from here on."""
-
-    stack: contextlib.AsyncExitStack
-    decoder: Any
-    rest: AsyncIterator[bytes]
-    first: list[dict[str, Any]]
-
-    async def aclose(self) -> None:
-        await self.stack.aclose()
-
-
-def has_content(chunk: Mapping[str, Any]) -> bool:
-    """True for a chunk that commits a stream: text, a tool call, a refusal, a finish reason, or usage."""
-    for choice in chunk.get("choices") or ():
-        if choice.get("finish_reason"):
-            return True
-        delta = choice.get("delta") or {}
-        if delta.get("content") or delta.get("tool_calls") or delta.get("refusal"):
-            return True
-    return bool(chunk.get("usage")) and not chunk.get("choices")
-
-
-def refused(choices: Any) -> bool:
-    """A provider refusal that arrived as an answer: finish_reason ``content_filter`` (from any provider)."""
-    return bool(choices) and any(c.get("finish_reason") == "content_filter" for c in choices)
-
-
-def refusal(answer: Any) -> UpstreamError:
-    return UpstreamError(ErrorKind.POLICY_BLOCKED, "the provider refused: finish_reason content_filter", status=200,
-                         code="content_filter", answer=answer)
 
 
 def continuation_body(body: Mapping[str, Any], text: str, prefill: bool) -> dict[str, Any]:
@@ -96,43 +78,6 @@ def continuation_body(body: Mapping[str, Any], text: str, prefill: bool) -> dict
     if not prefill:
         messages.append({"role": "user", "content": CONTINUE_INSTRUCTION})
     return {**body, "messages": messages}
-
-
-async def open_stream(gw: Gateway, adapter: Any, t: Timeouts, body: Mapping[str, Any],
-                      first_token: float) -> Committed:
-    """Open an upstream stream and read until its first content event (the engine's ``call`` for streams)."""
-    stack = contextlib.AsyncExitStack()
-    try:
-        first: list[dict[str, Any]] = []
-        limit = min(first_token, t.total)
-        try:
-            # The limit covers connecting and the response headers too: an upstream that accepts the request and
-            # says nothing is as slow as one that sends headers and then nothing.
-            async with asyncio.timeout(limit):
-                rs = await stack.enter_async_context(gw.upstream.open_stream(adapter.build_request(body, True), t))
-                if rs.status >= 300:
-                    raise adapter.classify_error(rs.status, rs.headers, await rs.read())
-                decoder = adapter.stream_decoder(body)
-                rest = rs.chunks()
-                while True:
-                    data = await anext(rest, None)
-                    if data is None:
-                        first.extend(decoder.close())
-                        break
-                    got = decoder.feed(data)
-                    first.extend(got)
-                    if any(has_content(c) for c in got):
-                        break
-        except TimeoutError:
-            raise UpstreamError(ErrorKind.TRANSIENT, f"no first token within {limit:g}s",
-                                code="first_token_timeout") from None
-        committed = Committed(stack, decoder, rest, first)
-        if any(refused(c.get("choices")) for c in first):
-            raise refusal(committed)  # still open: returned as is (on_refusal: return) or closed by the engine
-        return committed
-    except BaseException:
-        await stack.aclose()
-        raise
 
 
 @dataclass(slots=True)
@@ -164,19 +109,19 @@ class StreamRelay:
         self.served: list[str] = []
         self.text: list[str] = []  # content streamed to the client so far (choice 0)
         self.model_chars = 0  # characters streamed by the current model
-        self.in_tool_call = False
+        self.tool_call_sent = False  # a (complete) tool call reached the client: not continuable
         self.finished = False
         self.usage_seen = False
         self.usages: list[dict[str, Any]] = []
         self.first_sent = False
+        self.guard: SpliceGuard | None = None  # the current continuation's splice check
 
     # -- the engine's calls ------------------------------------------------------------------------------
     async def _call(self, adapter: Any, t: Timeouts) -> Committed:
         return await open_stream(self.gw, adapter, t, self.body, self.timeouts.first_token)
 
     async def _call_continue(self, adapter: Any, t: Timeouts) -> Committed:
-        body = continuation_body(self.body, "".join(self.text), adapter.target.prefill)
-        return await open_stream(self.gw, adapter, t, body, self.timeouts.first_token)
+        return await continue_stream(self.gw, adapter, t, self.body, "".join(self.text), self.timeouts.first_token)
 
     # -- the whole stream --------------------------------------------------------------------------------
     async def run(self, headers: Callable[[], Headers], watch: Any) -> Outcome:
@@ -202,10 +147,12 @@ class StreamRelay:
                 watch.close()
                 await self.send({"type": "http.response.body", "body": self._closing(), "more_body": False})
                 return Outcome(200, self.served, self._total_usage())
-            committed = await self._continue(cut, model)
+            committed = None if isinstance(cut, _Spliced) else await self._continue(cut, model)
             if committed is None:
-                message = f"upstream stream from {model} failed after it started: {redact(cut.message, rt.secrets)}"
-                err = GatewayError(502, message, type="upstream_error", code="stream_interrupted")
+                what = "restarted the answer instead of continuing it" if isinstance(cut, _Spliced) else \
+                    f"failed after it started: {redact(cut.message, rt.secrets)}"
+                err = GatewayError(502, f"upstream stream from {model} {what}", type="upstream_error",
+                                   code="stream_interrupted")
                 watch.close()
                 await self.send({"type": "http.response.body", "body": b"data: " + err.body_bytes() + b"\n\n",
                                  "more_body": False})
@@ -219,30 +166,26 @@ class StreamRelay:
             await self._emit(committed.first, model)
             if self._complete():
                 return None
-            rest = committed.rest
-            loop = asyncio.get_running_loop()
-            idle = self.timeouts.idle
-            last = loop.time()
-            while True:
-                try:
-                    async with asyncio.timeout(max(last + idle - loop.time(), 0.001)):
-                        data = await anext(rest, None)
-                except TimeoutError:
-                    raise UpstreamError(ErrorKind.TRANSIENT, f"upstream stalled: no content for {idle:g}s",
-                                        code="stream_stall") from None
-                chunks = decoder.feed(data) if data is not None else decoder.close()
-                if await self._emit(chunks, model):
-                    last = loop.time()
-                if data is None or self._complete():
+            async for batch in committed.batches():
+                await self._emit(batch, model)
+                if self._complete():
                     return None
+            return None
+        except Restarted:
+            # On the attempt list (the client sees stream_interrupted), but no mark on the model's health: it
+            # answered, it just did not continue.
+            target = self.runtime.targets.get(model)
+            if target is not None:
+                self.ctx.attempts.append(Attempt(target.name, target.provider, target.vendor,
+                                                 AttemptOutcome.TRANSIENT,
+                                                 message="restarted the answer instead of continuing it"))
+            return _Spliced(ErrorKind.TRANSIENT, "continuation restarted the answer", code="restarted")
         except UpstreamError as e:
             if self.finished:  # the answer was complete; a failure after it changes nothing
                 return None
             target = self.runtime.targets.get(model)
             if target is not None:
-                self.ctx.attempts.append(Attempt(target.name, target.provider, target.vendor, e.kind.value, e.status,
-                                                 message=redact(e.message, self.runtime.secrets)))
-                gw.state.record_failure(target.name, e.kind, e.retry_after, e.message)
+                gw.engine.record_failure(self.ctx, target, e)
             self._estimate_usage()
             return e
         finally:
@@ -252,30 +195,26 @@ class StreamRelay:
 
     async def _continue(self, cut: UpstreamError, model: str) -> Committed | None:
         """Find a model to continue the answer; None when the stream must end with the cut."""
-        if self.choice.route.on_stream_cut != "continue" or self.in_tool_call or not self.text:
+        if self.choice.route.on_stream_cut != "continue" or self.tool_call_sent or not self.text:
             return None
-        chain = self.choice.chain
-        rest = chain[chain.index(model) + 1:] if model in chain else ()
-        rest = tuple(m for m in rest if m not in self.served)
+        rest = continuation_chain(self.choice.chain, model, self.served)
         if not rest:
             return None
-        self.ctx.continuation = True
-        if self.ctx.precheck is None:
-            # The request started with no denial or withdrawal that could apply, so it got no precheck (the cheap
-            # path). A continuation may come minutes later: an operator withdrawal made since must still hold.
-            check = self.gw.withdrawals.check
-
-            def precheck(m: str) -> tuple[str, str] | None:
-                e = check(m)
-                return None if e is None else (e.outcome, e.reason)
-
-            self.ctx.precheck = precheck
+        ctx = self.ctx
+        ctx.continuation = True
+        if ctx.precheck is None:  # a request built without the candidate filter (tests): withdrawals still hold
+            ctx.precheck = withdrawals_only(self.gw.withdrawals)
+        # A continuation gets a fresh deadline: the original one bounded the wait for the first commit, and a
+        # long answer may well outlast it; each attempt is still bounded by first_token.
+        ctx.deadline = self.gw.clock() + self.timeouts.total
         rt = self.runtime
         try:
-            return await self.gw.engine.run(self.ctx, rest, rt.adapters, rt.config.failover, self._call_continue,
-                                            self.timeouts)
+            committed = await self.gw.engine.run(ctx, rest, rt.adapters, rt.config.failover, self._call_continue,
+                                                 self.timeouts)
         except GatewayError:
             return None
+        self.guard = SpliceGuard("".join(self.text)) if committed is not None else None
+        return committed
 
     # -- framing -----------------------------------------------------------------------------------------
     async def _emit(self, chunks: list[dict[str, Any]], model: str) -> bool:
@@ -285,6 +224,7 @@ class StreamRelay:
         parts: list[bytes] = []
         progress = False
         continued = len(self.served) > 1
+        guard = self.guard if continued else None
         for c in chunks:
             choices = c.get("choices")
             usage = c.get("usage")
@@ -303,17 +243,29 @@ class StreamRelay:
             for ch in choices:
                 delta = ch.get("delta") or {}
                 content = delta.get("content")
+                first = ch.get("index", 0) == 0
+                if guard is not None and first and (content or ch.get("finish_reason") or delta.get("tool_calls")):
+                    # The continuation's text passes the splice check; a finish or a tool call ends the opening.
+                    fed = guard.feed(content) if content else ""
+                    if ch.get("finish_reason") or delta.get("tool_calls"):
+                        fed += guard.finish()
+                    if fed != (content or ""):
+                        delta = ch["delta"] = {**delta, "content": fed or None}
+                        if not fed and not delta.get("tool_calls") and not ch.get("finish_reason"):
+                            progress = True
+                            keep = False
+                            continue
+                    content = fed
                 if content:
-                    if ch.get("index", 0) == 0:
+                    if first:
                         self.text.append(content)
                         self.model_chars += len(content)
                     progress = True
                 if delta.get("tool_calls"):
-                    self.in_tool_call = True
+                    self.tool_call_sent = True
                     progress = True
                 if ch.get("finish_reason"):
                     self.finished = True
-                    self.in_tool_call = False
                     progress = True
                 if continued and not content and not delta.get("tool_calls") and not ch.get("finish_reason"):
                     keep = False  # the continuing model's role preamble: the client already has one
@@ -363,3 +315,24 @@ class StreamRelay:
                 chunk["x_gateway"] = {"served": self.served}
             out = b"data: " + orjson.dumps(chunk) + b"\n\n"
         return out + b"data: [DONE]\n\n"
+
+
+class _Spliced(UpstreamError):
+    """The continuation did not continue (it restarted the answer): nothing of it was forwarded."""
+
+
+async def continue_stream(gw: Gateway, adapter: Any, t: Timeouts, body: Mapping[str, Any], text: str,
+                          first_token: float) -> Committed:
+    """The continuation call: prefill where the model takes one (and has not rejected one before), else the
+    instruction form. A 400 on a prefill marks the model as unable and says so (``PREFILL_REJECTED``): the
+    decision table then asks the same model again at once, with the instruction form."""
+    name = adapter.target.name
+    prefill = adapter.target.prefill and not gw.state.prefill_rejected(name)
+    try:
+        return await open_stream(gw, adapter, t, continuation_body(body, text, prefill), first_token)
+    except UpstreamError as e:
+        if prefill and e.kind is ErrorKind.BAD_REQUEST and e.status == 400:
+            gw.state.reject_prefill(name)
+            raise UpstreamError(ErrorKind.BAD_REQUEST, f"prefill rejected: {e.message}", status=400,
+                                code=PREFILL_REJECTED) from e
+        raise

@@ -73,6 +73,9 @@ class AnthropicProvider(ProviderBase):
     kind: Literal["anthropic"]
     anthropic_version: str = "2023-06-01"
     default_max_tokens: int = Field(default=4096, gt=0)  # Anthropic requires max_tokens; used when absent
+    # The provider's models have structured outputs (output_config.format): a json_schema response_format is sent
+    # natively; off, it is enforced with a forced tool (works on every model).
+    structured_outputs: bool = False
 
     def default_base_url(self) -> str:
         return "https://api.anthropic.com"
@@ -121,12 +124,28 @@ PROVIDER_CONFIGS: dict[str, type[ProviderBase]] = {
 }
 
 
+CAPABILITIES = ("tools", "json_schema", "n", "logprobs", "vision", "prefill")
+
+
+class ModelSupports(_Strict):
+    """What a model can do; unset (None) = the provider kind's default (``gateway.runtime.CAPABILITY_DEFAULTS``).
+    A request that needs a capability a model lacks skips the model (``skipped:unsupported:<param>``)."""
+
+    tools: bool | None = None
+    json_schema: bool | None = None  # response_format json_object / json_schema, enforced by the provider
+    n: bool | None = None  # n > 1 choices
+    logprobs: bool | None = None
+    vision: bool | None = None  # image parts in messages
+    prefill: bool | None = None  # accepts a trailing assistant turn (used to continue a cut stream)
+
+
 class ModelConfig(_Strict):
     provider: str
     model: str
     context_window: int = Field(default=128000, gt=0)
-    supports_tools: bool = True
-    # Whether the model accepts an assistant message as the last turn (prefill). None: the provider kind's default.
+    supports: ModelSupports = ModelSupports()
+    # Deprecated spellings of supports.tools / supports.prefill, still accepted (folded into ``supports``).
+    supports_tools: bool | None = None
     prefill: bool | None = None
     # ``embeddings``: an embedding model (``POST /v1/embeddings``), which must declare the length of its vectors
     # in ``dimensions``; it can only be listed on routes of ``kind: embeddings``.
@@ -142,6 +161,18 @@ class ModelConfig(_Strict):
             raise ValueError("dimensions: required for an embedding model (the length of its vectors)")
         if self.kind == "chat" and (self.dimensions is not None or self.send_dimensions):
             raise ValueError("dimensions: only for embedding models (set kind: embeddings)")
+        return self
+
+    @model_validator(mode="after")
+    def _fold_legacy(self) -> ModelConfig:
+        for old, new in (("supports_tools", "tools"), ("prefill", "prefill")):
+            value = getattr(self, old)
+            if value is None:
+                continue
+            declared = getattr(self.supports, new)
+            if declared is not None and declared != value:
+                raise ValueError(f"{old}: contradicts supports.{new}; keep only supports.{new}")
+            object.__setattr__(self, "supports", self.supports.model_copy(update={new: value}))
         return self
 
 
@@ -230,11 +261,25 @@ class Backoff(_Strict):
 
 class BreakerConfig(_Strict):
     failures: int = Field(default=3, ge=1)
-    cooldown: Duration = 30.0
+    cooldown: PositiveDuration = 5.0  # the first opening; each consecutive re-opening doubles it
+    max_cooldown: PositiveDuration = 300.0
+
+    @model_validator(mode="after")
+    def _ordered(self) -> BreakerConfig:
+        if self.max_cooldown < self.cooldown:
+            raise ValueError("max_cooldown: must be at least breaker.cooldown")
+        return self
 
 
 class FailoverConfig(_Strict):
     retries: int = Field(default=1, ge=0, le=10)
+    # A 429 whose Retry-After is at most this (and fits the deadline) is waited out and the same model retried
+    # once; longer or absent: the next model at once. 0 turns the wait off.
+    rate_limit_wait: Duration = 2.0
+    # How a non-streaming request is sent upstream. ``stream``: as a stream, assembled into one answer, so
+    # first_token/idle protect it like a stream (a hung or trickling upstream is abandoned and failed over).
+    # ``direct``: one request/response (less CPU per request; only ``timeouts.total`` bounds a hung upstream).
+    non_streaming: Literal["stream", "direct"] = "stream"
     backoff: Backoff = Backoff()
     breaker: BreakerConfig = BreakerConfig()
     withdrawn_recheck: Duration = 900.0
@@ -363,6 +408,16 @@ class AuditConfig(_Strict):
     store_prompt_hash: bool = False
 
 
+class ResponsesStoreConfig(_Strict):
+    """The Responses API's in-memory store of answers (``store``, ``previous_response_id``, ``item_reference``):
+    per process, never on disk. ``max_responses: 0`` turns it off (``store: true`` is then ignored and a reference
+    is a 400)."""
+
+    max_responses: int = Field(default=1000, ge=0)
+    max_mb: float = Field(default=32, gt=0)
+    ttl: PositiveDuration = 3600.0
+
+
 class GatewayConfig(_Strict):
     providers: dict[str, Any] = Field(min_length=1)  # validated per kind by the loader (ProviderBase after it)
     models: dict[str, ModelConfig] = Field(min_length=1)
@@ -378,4 +433,5 @@ class GatewayConfig(_Strict):
     state_dir: str | None = None
     reload: ReloadConfig = ReloadConfig()
     audit: AuditConfig = AuditConfig()
+    responses_store: ResponsesStoreConfig = ResponsesStoreConfig()
     classifier: ClassifierConfig = ClassifierConfig()

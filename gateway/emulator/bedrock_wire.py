@@ -70,6 +70,9 @@ _ERRORS: dict[str, tuple[int, str, str]] = {
     "missing_messages": (400, "ValidationException",
                          "A conversation must start with a user message. Try again with a conversation that "
                          "starts with a user message."),
+    "prefill_rejected": (400, "ValidationException",
+                         "This model does not support assistant message prefill. The conversation must end with a "
+                         "user message."),
 }
 
 

@@ -43,6 +43,7 @@ BEHAVIOURS: dict[str, dict[str, str]] = {
     "rate_limited": {
         "retry_after": "seconds for retry-after / retry-after-ms (default 1)",
         "kind": "429 body type: requests (default) | tokens",
+        "n": "only the first N requests since the behaviour was set are rate limited (default: all)",
     },
     "quota": {},
     "overloaded": {},
@@ -64,6 +65,16 @@ BEHAVIOURS: dict[str, dict[str, str]] = {
     "context_exceeded": {},
     "content_filter": {},
     "invalid_prompt": {},
+    # Continuations (a request that ends with the answer so far, as a prefill or followed by the gateway's
+    # continue instruction); other requests are answered normally.
+    "restart_on_continue": {},
+    "restart_different": {},
+    "repeat_tail": {},
+    "reject_prefill": {},
+    "hang": {"delay": "seconds to hold the request without a byte (default 600, the maximum)"},
+    "trickle": {"delay": "seconds between single bytes of the answer (default 1)"},
+    "tool_cut": {"after": "tool-call argument pieces (4 characters each) sent before the TCP abort (default 0)"},
+    "flap": {"down": "answer 503 for this long after the behaviour was set (e.g. 6s), then healthy (default 5s)"},
 }
 
 VALID_FLAVORS = ("openai", "vllm", "vllm_legacy", "ollama", "groq")

@@ -13,7 +13,8 @@ Reply rules (first match wins):
    anything else -> null).
 2. last message is a ``tool`` result -> ``"Tool result received: <first 80 chars>"``.
 3. ``response_format.type`` is ``json_object``/``json_schema`` -> the JSON object
-   string ``{"model": <model>, "answer": "ok"}``.
+   string ``{"model": <model>, "answer": "ok"}`` (a schema with ``required`` properties: an example object
+   built like tool arguments).
 4. otherwise ``"Hello from <model>. You said: <last user text, first 120 chars>"``.
 
 0. continuation: the last message is an assistant turn with text P (prefill), or a user turn starting with
@@ -36,6 +37,7 @@ Token accounting (deliberately crude and deterministic):
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass
 from typing import Any
 
@@ -161,6 +163,39 @@ def make_reply(request: dict[str, Any], model: str, params: dict[str, Any] | Non
     return reply
 
 
+def ends_with_prefill(request: dict[str, Any]) -> bool:
+    """The request's last message is an assistant turn (a prefill)."""
+    messages = request.get("messages") or []
+    return bool(messages) and isinstance(messages[-1], dict) and messages[-1].get("role") == "assistant"
+
+
+def misbehaving_continuation(name: str, request: dict[str, Any], model: str, params: dict[str, Any] | None) -> Reply | None:
+    """What a model that does not follow a continuation request says (None: not a continuation request).
+
+    ``restart_on_continue``: the whole answer from the start, same words. ``restart_different``: the whole answer
+    from the start in other words (a short preamble, every third word changed). ``repeat_tail``: the last
+    sentence of the text so far (its last three words when it has no sentence end) again, then the rest.
+    """
+    prefix, base = _continuation(request.get("messages") or [])
+    if prefix is None:
+        return None
+    full = _make_reply({**request, "messages": base}, model, params)
+    if full.text is None:
+        return None
+    text = " ".join(full.text.split())
+    if name == "restart_on_continue":
+        return Reply(text=text)
+    if name == "restart_different":
+        words = text.split()
+        return Reply(text="Let me start again. " + " ".join(
+            ("alt-" + w) if i % 3 == 2 else w for i, w in enumerate(words)))
+    # repeat_tail
+    rest = text[len(prefix):] if prefix and text.startswith(prefix) else " " + text
+    sentences = [p for p in re.split(r"(?<=[.!?])\s+", prefix) if p]
+    tail = sentences[-1] if len(sentences) > 1 else " ".join(prefix.split()[-3:])
+    return Reply(text=" " + tail + (rest if rest[:1].isspace() else " " + rest))
+
+
 # What the gateway says when it asks a model that takes no prefill to continue a cut answer.
 CONTINUE_MARKER = "Continue exactly where your previous message stops"
 
@@ -196,6 +231,10 @@ def _make_reply(request: dict[str, Any], model: str, params: dict[str, Any] | No
         return Reply(text="Tool result received: " + message_text(last.get("content"))[:80])
     rf = request.get("response_format")
     if isinstance(rf, dict) and rf.get("type") in ("json_object", "json_schema"):
+        spec = rf.get("json_schema")
+        schema = spec.get("schema") if isinstance(spec, dict) else None
+        if isinstance(schema, dict) and schema.get("required"):
+            return Reply(text=json.dumps(_example_arguments(schema)))
         return Reply(text=json.dumps({"model": model, "answer": "ok"}))
     user_text = ""
     for m in reversed(messages):

@@ -71,7 +71,15 @@ from typing import Any, Iterable, Mapping
 from aiohttp import web
 
 from gateway.emulator.behaviours import Behaviour
-from gateway.emulator.content import Reply, completion_tokens, estimate_prompt_tokens, make_reply, split_pieces
+from gateway.emulator.content import (
+    Reply,
+    completion_tokens,
+    ends_with_prefill,
+    estimate_prompt_tokens,
+    make_reply,
+    misbehaving_continuation,
+    split_pieces,
+)
 from gateway.emulator.state import EmulatorState
 
 MAX_HOLD_SECONDS = 600.0  # upper bound for no_response / stream_stall delays
@@ -94,9 +102,23 @@ ERROR_BEHAVIOURS = frozenset(
         "invalid_prompt",
     }
 )
-REQUEST_ERRORS = frozenset({"unauthorized", "bad_json", "missing_model", "missing_messages"})
+REQUEST_ERRORS = frozenset({"unauthorized", "bad_json", "missing_model", "missing_messages", "prefill_rejected"})
 ERROR_KINDS = ERROR_BEHAVIOURS | REQUEST_ERRORS
 STREAM_FAULTS = frozenset({"stream_cut", "stream_error", "stream_stall", "malformed_chunk", "garbage"})
+CONTINUATION_FAULTS = frozenset({"restart_on_continue", "restart_different", "repeat_tail"})
+TOOL_CUT_PIECE = 4  # characters of tool-call arguments per stream piece under tool_cut
+
+
+def seconds(value: Any, default: float) -> float:
+    """A behaviour duration: a number of seconds or ``"6s"`` / ``"500ms"``."""
+    if value is None:
+        return default
+    if isinstance(value, (int, float)):
+        return float(value)
+    text = str(value).strip().lower()
+    if text.endswith("ms"):
+        return float(text[:-2]) / 1000.0
+    return float(text.rstrip("s"))
 
 ErrorResponse = tuple[int, bytes, Mapping[str, str], str]
 
@@ -305,6 +327,8 @@ class ScriptedHandler:
             return self._error(entry, "missing_model", model, params)
 
         name = behaviour.name
+        if name == "rate_limited" and "n" in params and state.next_count(model) >= int(params["n"]):
+            name = "healthy"  # the limit has passed
         if name in ERROR_BEHAVIOURS:
             return self._error(entry, name, model, params)
         if name in ("failing_once", "failing_n"):
@@ -317,8 +341,13 @@ class ScriptedHandler:
                 t.abort()
             state.finish_attempt(entry, status=0)
             return web.Response(status=500)  # never reaches the (aborted) socket
-        elif name == "no_response":
-            gone = await sleep_watch(request, params.get("delay", 30))
+        elif name == "flap":
+            if state.set_for(model) < seconds(params.get("down"), 5.0):
+                return self._error(entry, "overloaded", model, params)
+        elif name == "reject_prefill" and ends_with_prefill(req.chat):
+            return self._error(entry, "prefill_rejected", model, params)
+        elif name in ("no_response", "hang"):
+            gone = await sleep_watch(request, params.get("delay", 30 if name == "no_response" else MAX_HOLD_SECONDS))
             await abort_after_flush(request)
             state.finish_attempt(entry, status=0, disconnected=gone)
             return web.Response(status=500)  # never reaches the (aborted) socket
@@ -328,6 +357,8 @@ class ScriptedHandler:
         if window is not None and prompt_tokens > window:
             return self._error(entry, "context_exceeded", model, params, window=window, used=prompt_tokens)
         reply = make_reply(req.chat, model, params)
+        if name in CONTINUATION_FAULTS:
+            reply = misbehaving_continuation(name, req.chat, model, params) or reply
         if req.stream:
             return await self._stream(request, entry, req, behaviour, model, reply, prompt_tokens)
         if name == "slow_first_token":
@@ -336,10 +367,31 @@ class ScriptedHandler:
                 return web.Response(status=499)
         filtered = name == "content_filter"
         body, headers = self.wire.completion(reply, model, prompt_tokens, filtered, params)
+        if name == "trickle":
+            ctype = headers.get("Content-Type", JSON)
+            return await self._trickle(request, entry, body, {**headers, "Content-Type": ctype}, params)
         state.finish_attempt(entry, status=200, tokens_sent=0 if filtered else completion_tokens(reply))
         if "Content-Type" in headers:
             return web.Response(body=body, headers=headers)
         return web.Response(body=body, content_type=JSON, headers=headers)
+
+    async def _trickle(self, request: web.Request, entry: dict[str, Any], body: bytes, headers: Mapping[str, str],
+                       params: dict[str, Any]) -> web.StreamResponse:
+        """Headers at once, then ``body`` one byte every ``delay`` seconds (a server that is alive but useless)."""
+        resp = web.StreamResponse(status=200, headers=headers)
+        resp.content_length = len(body)
+        await resp.prepare(request)
+        delay = seconds(params.get("delay"), 1.0)
+        try:
+            for i in range(len(body)):
+                if await sleep_watch(request, delay):
+                    raise _Disconnected()
+                await resp.write(body[i:i + 1])
+            await resp.write_eof()
+            self.state.finish_attempt(entry, status=200)
+        except (_Disconnected, ConnectionError):
+            self.state.finish_attempt(entry, status=200, disconnected=True)
+        return resp
 
     def _error(
         self, entry: dict[str, Any], kind: str, model: str | None, params: dict[str, Any], **extra: Any
@@ -365,9 +417,18 @@ class ScriptedHandler:
         if filtered:
             reply = Reply(text="")
         framer = self.wire.open_stream(req, model, reply, prompt_tokens, params)
+        if name == "trickle":
+            whole = framer.start() + b"".join(framer.piece(p, i) for i, p in enumerate(framer.pieces()))
+            whole += framer.finish(finish_reason_of(reply), Usage(prompt_tokens, completion_tokens(reply)))
+            return await self._trickle(request, entry, whole + framer.terminator(), framer.headers(), params)
         pieces = framer.pieces()
+        if name == "tool_cut" and reply.tool_call is not None:
+            args = reply.tool_call.arguments_json
+            pieces = [Piece(arguments=args[i:i + TOOL_CUT_PIECE]) for i in range(0, len(args), TOOL_CUT_PIECE)]
         token_delay = float(params.get("token_delay", 0) or 0)
         after = int(params.get("after", DEFAULT_AFTER)) if name in STREAM_FAULTS else -1
+        if name == "tool_cut" and reply.tool_call is not None:
+            after = int(params.get("after", 0))
         resp = web.StreamResponse(status=200, headers=framer.headers())
         sent = 0
         status = 0
@@ -394,7 +455,7 @@ class ScriptedHandler:
             fault_at = min(after, len(pieces)) if after >= 0 else -1
             for i in range(len(pieces) + 1):
                 if i == fault_at:
-                    if name == "stream_cut":
+                    if name in ("stream_cut", "tool_cut"):
                         await abort_after_flush(request)
                         state.finish_attempt(entry, status=200, tokens_sent=sent)
                         return resp

@@ -142,6 +142,9 @@ def error_body(kind: str, model: str | None, params: Mapping[str, Any], **extra:
     if kind == "missing_messages":
         return 400, {"error": {"code": 400, "message": "* GenerateContentRequest.contents: contents is not specified\n",
                                "status": "INVALID_ARGUMENT"}}
+    if kind == "prefill_rejected":
+        return 400, {"error": {"code": 400, "message": "Please ensure that the conversation ends with a user turn.",
+                               "status": "INVALID_ARGUMENT"}}
     raise ValueError(f"unknown error kind {kind!r}")  # pragma: no cover - programming error
 
 

@@ -230,6 +230,9 @@ def error_for(
     elif kind == "missing_messages":
         status, param, code = 400, "messages", "missing_required_parameter"
         msg = "Missing required parameter: 'messages'."
+    elif kind == "prefill_rejected":
+        status, param = 400, "messages"
+        msg = "This model does not support assistant message prefill. The conversation must end with a user message."
     else:  # pragma: no cover - programming error
         raise ValueError(f"unknown error kind {kind!r}")
 

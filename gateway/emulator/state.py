@@ -38,6 +38,7 @@ class EmulatorState:
         self._lock = threading.Lock()
         self._behaviours: dict[str, Behaviour] = {}
         self._counters: dict[str, int] = {}
+        self._set_at: dict[str, float] = {}
         self._log: deque[dict[str, Any]] = deque(maxlen=max_attempts)
         self._seq = 0
 
@@ -52,6 +53,7 @@ class EmulatorState:
             behaviour = make_behaviour(behaviour.name, behaviour.params)
         with self._lock:
             self._behaviours[model] = behaviour
+            self._set_at[model] = time.monotonic()
             if model == DEFAULT_MODEL:
                 for m in [m for m in self._counters if m not in self._behaviours]:
                     del self._counters[m]
@@ -66,6 +68,11 @@ class EmulatorState:
             if found is not None:
                 return found
         return b.get(DEFAULT_MODEL, HEALTHY)
+
+    def set_for(self, model: str | None) -> float:
+        """Seconds since ``model``'s behaviour (or the default one) was set."""
+        at = self._set_at.get(model or "", self._set_at.get(DEFAULT_MODEL))
+        return 0.0 if at is None else time.monotonic() - at
 
     def behaviours(self) -> dict[str, Behaviour]:
         with self._lock:
@@ -139,4 +146,5 @@ class EmulatorState:
         with self._lock:
             self._behaviours.clear()
             self._counters.clear()
+            self._set_at.clear()
             self._log.clear()

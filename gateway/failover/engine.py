@@ -1,22 +1,22 @@
-"""The attempt loop: try candidates in order, retry transient failures with backoff, consult the decision table,
-keep the state store informed, and record every attempt. Streaming and non-streaming share this loop; they
-differ only in the ``call`` they pass in.
+"""The attempt loop: walk the candidates in order, skip those that cannot be called now, call the rest, and after
+every failure do what the decision table's ``step`` says (retry the same model after a wait, the next
+candidate, or answer the caller). It keeps the state store informed and records every attempt. Streaming and
+non-streaming (and any other call type) share this loop; they differ only in the ``call`` they pass in.
 """
 
 from __future__ import annotations
 
 import asyncio
+import random
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
-from tenacity import AsyncRetrying, RetryCallState, retry_if_exception, stop_after_attempt, wait_exponential_jitter
-
 from gateway.config.model import FailoverConfig
 from gateway.errors import ErrorKind, GatewayError, UpstreamError
-from gateway.failover.attempts import Attempt, exhausted_error
+from gateway.failover.attempts import Attempt, Outcome, exhausted_error
 from gateway.failover.state import StateStore
-from gateway.failover.table import decide
+from gateway.failover.table import Action, step
 from gateway.observability.redact import redact
 from gateway.upstream import Timeouts
 
@@ -32,22 +32,14 @@ class RunContext:
     deadline: float
     attempts: list[Attempt] = field(default_factory=list)
     served: str | None = None
-    # The generic pre-call skip hook: model name -> None (may be called) or an outcome ("denied:<policy>",
-    # "skipped:<why>") and a message; evaluated for every candidate before the state store is consulted.
+    # The request's pre-call skip hook (``gateway.failover.candidates``): model name -> None (may be called) or
+    # an outcome ("denied:<policy>", "skipped:<why>") and a message; evaluated for every candidate before the
+    # context-window rule, the deadline and the state store (breaker, cooldown, withdrawn marks).
     precheck: Callable[[str], tuple[str, str] | None] | None = None
     on_refusal: str = "return"  # the route's override of the policy_blocked decision
     refusal_fallbacks: tuple[str, ...] = ()
     continuation: bool = False  # continuing a cut stream: a rejected continuation request moves on
     secrets: tuple[str, ...] = ()  # the config's secrets, masked in attempt messages and caller errors
-
-
-# Transient failures that say "this model is slow", not "this model hiccuped": retrying the same model would
-# only spend the caller's time again, so they move straight to the next model.
-NOT_RETRIED = frozenset({"first_token_timeout", "stream_stall"})
-
-
-def _is_transient(exc: BaseException) -> bool:
-    return isinstance(exc, UpstreamError) and exc.kind is ErrorKind.TRANSIENT and exc.code not in NOT_RETRIED
 
 
 class FailoverEngine:
@@ -58,10 +50,12 @@ class FailoverEngine:
         state: StateStore,
         clock: Callable[[], float],
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+        jitter: Callable[[], float] = random.random,
     ) -> None:
         self.state = state
         self.clock = clock
         self.sleep = sleep
+        self.jitter = jitter
 
     async def run(
         self,
@@ -76,115 +70,95 @@ class FailoverEngine:
         failure must go back to the caller (bad_request, policy_blocked)."""
         larger_than = 0
         queue = list(chain)
-        precheck = ctx.precheck
         i = 0
         while i < len(queue):
             name = queue[i]
             i += 1
             adapter = adapters[name]
             target = adapter.target
-            if precheck is not None:
-                hit = precheck(name)
-                if hit is not None:
-                    ctx.attempts.append(Attempt(name, target.provider, target.vendor, hit[0], message=hit[1]))
-                    continue
-            if target.context_window <= larger_than:
-                ctx.attempts.append(Attempt(name, target.provider, target.vendor, "skipped:context_window"))
-                continue
-            skip = self.state.skip_reason(name)
+            skip = self._skip(ctx, name, target.context_window, larger_than)
             if skip is not None:
-                ctx.attempts.append(Attempt(name, target.provider, target.vendor, f"skipped:{skip}"))
+                ctx.attempts.append(Attempt(name, target.provider, target.vendor, skip[0], message=skip[1]))
                 continue
-            try:
-                result = await self._try_model(ctx, adapter, cfg, call, timeouts)
-            except UpstreamError as e:
-                decision = decide(e.kind, ctx.on_refusal, ctx.continuation)
-                if not decision.fail_over:
-                    if e.answer is not None:  # a refusal that is a complete answer (200, content_filter)
-                        ctx.served = name
-                        return e.answer
-                    raise _caller_error(e, ctx.secrets) from e
-                await _discard(e.answer)
-                if e.kind is ErrorKind.POLICY_BLOCKED and ctx.refusal_fallbacks:
-                    tried = set(queue[:i])
-                    queue = queue[:i] + [m for m in ctx.refusal_fallbacks if m not in tried and m in adapters]
-                if decision.larger_context_only:
-                    larger_than = max(larger_than, target.context_window)
-                continue
-            ctx.served = name
-            return result
+            tries = 0
+            while True:
+                tries += 1
+                try:
+                    result = await self._attempt(ctx, adapter, call, timeouts)
+                except UpstreamError as e:
+                    s = step(e, tries=tries, time_left=ctx.deadline - self.clock(),
+                             breaker_closed=self.state.may_retry(name), cfg=cfg, on_refusal=ctx.on_refusal,
+                             continuation=ctx.continuation, jitter=self.jitter())
+                    if s.action is Action.RETRY:
+                        await _discard(e.answer)
+                        if s.wait > 0:
+                            await self.sleep(s.wait)
+                        continue
+                    if s.action is Action.ANSWER:
+                        if e.answer is not None:  # a refusal that is a complete answer (200, content_filter)
+                            ctx.served = name
+                            return e.answer
+                        raise _caller_error(e, ctx.secrets) from e
+                    await _discard(e.answer)
+                    if e.kind is ErrorKind.POLICY_BLOCKED and ctx.refusal_fallbacks:
+                        tried = set(queue[:i])
+                        queue = queue[:i] + [m for m in ctx.refusal_fallbacks if m not in tried and m in adapters]
+                    if s.decision.larger_context_only:
+                        larger_than = max(larger_than, target.context_window)
+                    break
+                ctx.served = name
+                return result
         raise exhausted_error(ctx.route, ctx.attempts)
 
-    async def _try_model(self, ctx: RunContext, adapter: Any, cfg: FailoverConfig, call: Call[T], timeouts: Any) -> T:
-        """One model: a first attempt, then (only for transient failures) tenacity's bounded retries with
-        exponential backoff and jitter. The first attempt runs outside tenacity because it is the hot path and
-        building a retry controller per request costs ~30 us here."""
-        name = adapter.target.name
-        try:
-            return await self._attempt(ctx, adapter, call, timeouts)
-        except UpstreamError as e:
-            # No retry once the failure opened the model's breaker (a failed half-open probe, or the threshold
-            # reached): the breaker's verdict wins over the retry budget.
-            if not _is_transient(e) or cfg.retries == 0 or not self.state.may_retry(name):
-                raise
-        deadline = ctx.deadline
-
-        def stop_at_deadline(rs: RetryCallState) -> bool:
-            return self.clock() + rs.upcoming_sleep >= deadline or not self.state.may_retry(name)
-
-        backoff = wait_exponential_jitter(initial=cfg.backoff.initial, max=cfg.backoff.max, jitter=cfg.backoff.initial)
-
-        def wait(rs: RetryCallState) -> float:
-            # tenacity counts the retries it runs; the first attempt ran before it, so shift by one.
-            rs.attempt_number += 1
-            try:
-                return backoff(rs)
-            finally:
-                rs.attempt_number -= 1
-
-        retrying = AsyncRetrying(
-            sleep=self.sleep,
-            stop=stop_after_attempt(cfg.retries) | stop_at_deadline,
-            wait=wait,
-            retry=retry_if_exception(_is_transient),
-            reraise=True,
-        )
-        # The first failure already happened: back off before the first retry too.
-        first_wait = backoff(RetryCallState(retrying, None, (), {}))  # type: ignore[arg-type]
-        if self.clock() + first_wait >= deadline:
-            raise UpstreamError(ErrorKind.TRANSIENT, "request deadline reached", code="deadline")
-        await self.sleep(first_wait)
-        async for attempt in retrying:
-            with attempt:
-                return await self._attempt(ctx, adapter, call, timeouts)
-        raise AssertionError("unreachable: tenacity either returns or reraises")
+    def _skip(self, ctx: RunContext, name: str, window: int, larger_than: int) -> tuple[str, str] | None:
+        """Why this candidate is not called now, in the one order every call type and continuation shares:
+        the request's precheck (caller policy, capabilities, operator withdrawals and drills), the context-window
+        rule, the deadline, then the shared state (withdrawn marks, cooldown, breaker; may take the half-open
+        probe, so it is asked last)."""
+        if ctx.precheck is not None:
+            hit = ctx.precheck(name)
+            if hit is not None:
+                return hit
+        if window <= larger_than:
+            return Outcome.SKIPPED_CONTEXT, ""
+        if ctx.deadline <= self.clock():
+            return Outcome.SKIPPED_DEADLINE, "the request's deadline was reached before this model was tried"
+        reason = self.state.skip_reason(name)
+        if reason is not None:
+            return f"skipped:{reason}", ""
+        return None
 
     async def _attempt(self, ctx: RunContext, adapter: Any, call: Call[T], timeouts: Any) -> T:
         target = adapter.target
         remaining = ctx.deadline - self.clock()
         if remaining <= 0:
-            err = UpstreamError(ErrorKind.TRANSIENT, "request deadline reached", code="deadline")
-            ctx.attempts.append(Attempt(target.name, target.provider, target.vendor, "transient", message=err.message))
-            # Not contacted, so no verdict on its health, but skip_reason() may have handed out the half-open
-            # probe: give it back (a kind with no state mark only releases the probe).
-            self.state.record_failure(target.name, ErrorKind.BAD_REQUEST, None, "")
-            raise err
+            # Not contacted, so no verdict on its health; but skip_reason() may have handed out the half-open
+            # probe: give it back.
+            ctx.attempts.append(Attempt(target.name, target.provider, target.vendor, Outcome.SKIPPED_DEADLINE,
+                                        message="the request's deadline was reached before this model was tried"))
+            self.state.release(target.name)
+            raise UpstreamError(ErrorKind.TRANSIENT, "request deadline reached", code="deadline")
         t = Timeouts(connect=timeouts.connect, idle=timeouts.idle, total=remaining)
         t0 = self.clock()
         try:
             result = await call(adapter, t)
         except UpstreamError as e:
-            ctx.attempts.append(Attempt(target.name, target.provider, target.vendor, e.kind.value, e.status,
-                                        self.clock() - t0, redact(e.message, ctx.secrets), e.retry_after))
-            self.state.record_failure(target.name, e.kind, e.retry_after, e.message)
+            self.record_failure(ctx, target, e, self.clock() - t0)
             raise
         except BaseException:
             # Cancelled (client went away) or a bug: the half-open probe must not stay taken.
-            self.state.record_failure(target.name, ErrorKind.BAD_REQUEST, None, "")
+            self.state.release(target.name)
             raise
-        ctx.attempts.append(Attempt(target.name, target.provider, target.vendor, "ok", 200, self.clock() - t0))
+        ctx.attempts.append(Attempt(target.name, target.provider, target.vendor, Outcome.OK, 200, self.clock() - t0))
         self.state.record_success(target.name)
         return result
+
+    def record_failure(self, ctx: RunContext, target: Any, e: UpstreamError, latency: float = 0.0) -> None:
+        """Record one failed attempt on the attempt list and in the state store. Also used for a committed stream
+        that is cut later, outside ``run``: one place records failures."""
+        ctx.attempts.append(Attempt(target.name, target.provider, target.vendor, e.kind.value, e.status, latency,
+                                    redact(e.message, ctx.secrets), e.retry_after))
+        self.state.record_failure(target.name, e.kind, e.retry_after, e.message)
 
 
 async def _discard(answer: Any) -> None:
@@ -204,5 +178,3 @@ def _caller_error(e: UpstreamError, secrets: tuple[str, ...] = ()) -> GatewayErr
         code = e.code
     return GatewayError(status, redact(e.message, secrets) or "upstream rejected the request", type=etype, code=code,
                         param=e.param)
-
-

@@ -32,6 +32,17 @@ class StateStore(Protocol):
 
     def record_failure(self, model: str, kind: ErrorKind, retry_after: float | None, message: str) -> None: ...
 
+    def release(self, model: str) -> None:
+        """An attempt ended without a verdict on the model's health (never contacted, cancelled): give back the
+        half-open probe if this request held it."""
+        ...
+
+    def prefill_rejected(self, model: str) -> bool:
+        """True once the model answered a prefill (trailing assistant turn) with a 400."""
+        ...
+
+    def reject_prefill(self, model: str) -> None: ...
+
     def describe(self, model: str) -> dict[str, Any]: ...
 
 
@@ -56,24 +67,33 @@ class MemoryStateStore:
         self._failures = 3
         self._cooldown = 30.0
         self._recheck = 900.0
+        self._max_cooldown = 300.0
+        self._no_prefill: set[str] = set()
 
-    def configure(self, models: Iterable[str], failures: int, cooldown: float, recheck: float) -> None:
+    def configure(self, models: Iterable[str], failures: int, cooldown: float, recheck: float,
+                  max_cooldown: float | None = None) -> None:
         self._failures, self._cooldown, self._recheck = failures, cooldown, recheck
+        self._max_cooldown = cooldown if max_cooldown is None else max_cooldown
         names = set(models)
+        self._no_prefill &= names
         for name in list(self._models):
             if name not in names:
                 del self._models[name]
         for name in names:
             st = self._models.get(name)
             if st is None:
-                self._models[name] = _ModelState(CircuitBreaker(failures, cooldown, self._clock))
+                self._models[name] = _ModelState(self._breaker())
             else:
-                st.breaker.failures, st.breaker.cooldown = failures, cooldown
+                b = st.breaker
+                b.failures, b.cooldown, b.max_cooldown = failures, cooldown, max(self._max_cooldown, cooldown)
+
+    def _breaker(self) -> CircuitBreaker:
+        return CircuitBreaker(self._failures, self._cooldown, self._clock, self._max_cooldown)
 
     def _get(self, model: str) -> _ModelState:
         st = self._models.get(model)
         if st is None:
-            st = self._models[model] = _ModelState(CircuitBreaker(self._failures, self._cooldown, self._clock))
+            st = self._models[model] = _ModelState(self._breaker())
         return st
 
     def skip_reason(self, model: str) -> str | None:
@@ -108,7 +128,7 @@ class MemoryStateStore:
             was = st.breaker.recorded_state
             st.breaker.record_failure()
             if st.breaker.recorded_state is BreakerState.OPEN and was is not BreakerState.OPEN and self.on_transition:
-                self.on_transition("breaker_opened", model=model, cooldown_s=st.breaker.cooldown)
+                self.on_transition("breaker_opened", model=model, cooldown_s=st.breaker.current_cooldown)
             return
         st.breaker.release_probe()
         if mark is Mark.COOLDOWN:
@@ -120,6 +140,15 @@ class MemoryStateStore:
             if self.on_transition is not None:
                 self.on_transition("model_unavailable", model=model, kind=kind.value, recheck_s=self._recheck,
                                    reason=st.unavailable_message)
+
+    def release(self, model: str) -> None:
+        self._get(model).breaker.release_probe()
+
+    def prefill_rejected(self, model: str) -> bool:
+        return model in self._no_prefill
+
+    def reject_prefill(self, model: str) -> None:
+        self._no_prefill.add(model)
 
     def reinstate(self, model: str) -> None:
         st = self._get(model)

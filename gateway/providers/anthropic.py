@@ -5,9 +5,13 @@ become ``tool_result`` blocks in a user turn; assistant ``tool_calls`` become ``
 turns of one role are merged (Anthropic wants alternating roles). ``max_tokens`` is required upstream, so the
 provider's ``default_max_tokens`` fills it in. ``temperature`` is clamped to Anthropic's 0..1.
 
-JSON mode: Anthropic has no ``response_format``. ``json_object`` / ``json_schema`` are emulated by appending an
-instruction (and the schema, if any) to ``system`` asking for one JSON object and nothing else. The answer is
-not validated; a caller that needs a guarantee should use tools.
+JSON mode: Anthropic has no ``response_format``. With ``structured_outputs: true`` on the provider (models that
+have Anthropic's structured outputs), a ``json_schema`` format with an object schema is sent as
+``output_config.format`` and the answer is the model's text. Otherwise (and for ``json_object``) it is enforced
+with a forced tool, ``JSON_TOOL``, whose input schema is the requested schema (``{"type": "object"}`` for ``json_object``):
+Anthropic validates tool input against it. Its ``tool_use`` input comes back as the message *content* (a JSON
+string, finish reason ``stop``), streamed as content deltas, exactly where an OpenAI caller expects it. With the
+caller's own tools in the request too, the model must use one of them or ``JSON_TOOL`` (``tool_choice: any``).
 
 Prefill: a trailing assistant message is sent as the final assistant turn, which Anthropic continues. Anthropic
 rejects a final assistant turn that ends in whitespace, so its trailing whitespace is stripped.
@@ -27,7 +31,7 @@ from typing import Any
 import orjson
 
 from gateway.errors import ErrorKind, UpstreamError
-from gateway.providers.base import Target, UpstreamRequest
+from gateway.providers.base import Target, UpstreamRequest, native_body
 from gateway.providers.common import excerpt, load_json, retry_after_seconds, skip_malformed
 from gateway.providers.sse import SSEEvent, SSEStreamDecoder
 
@@ -74,9 +78,16 @@ _CREDIT_TEXT = re.compile(r"credit balance is too low", re.IGNORECASE)
 _POLICY_TEXT = re.compile(r"blocked by content filtering policy", re.IGNORECASE)
 _MODEL_NOT_FOUND = re.compile(r"^\s*model:", re.IGNORECASE)
 
-_JSON_INSTRUCTION = (
-    "Respond with a single valid JSON object and nothing else: no prose, no explanations, no Markdown code fences."
-)
+# Content blocks OpenAI has no equivalent for (thinking, redacted_thinking, server tool use and results), relayed
+# only to clients that speak Anthropic themselves (the gateway's Anthropic dialect: a conversation with thinking
+# and tool use must send the thinking blocks back, signatures intact), as chunk deltas
+# ``{"x_anthropic": {"content_block": {...}}}`` and ``{"x_anthropic": {"delta": {...}}}`` (every delta of such a
+# block), and the exact stop as ``{"x_anthropic": {"stop": {"stop_reason", "stop_sequence"}}}``.
+NATIVE_DELTA = "x_anthropic"
+_TRANSLATED_BLOCKS = frozenset({"text", "tool_use"})
+
+_JSON_INSTRUCTION = "Give your answer to the user by calling this tool with the answer as its input."
+JSON_TOOL = "json_response"  # the forced tool that carries response_format (see the module docstring)
 
 
 def _bad(message: str, param: str | None = None) -> UpstreamError:
@@ -101,15 +112,23 @@ class AnthropicAdapter:
         self._headers = headers
         self._stream_headers = {**headers, "accept": "text/event-stream"}
         self._default_max_tokens = int(options.get("default_max_tokens") or DEFAULT_MAX_TOKENS)
+        self._native_json = bool(options.get("structured_outputs"))
 
     # -- request -----------------------------------------------------------------------------------------
     def build_request(self, body: Mapping[str, Any], stream: bool) -> UpstreamRequest:
-        out = translate_request(body, self.target.upstream_model, self._default_max_tokens)
+        headers = self._stream_headers if stream else self._headers
+        native = native_body(body, "anthropic")
+        if native is not None:
+            out = passthrough_request(native, self.target.upstream_model, self._default_max_tokens, stream)
+            beta = getattr(body, "native_headers", {}).get("anthropic-beta")
+            if beta and "anthropic-beta" not in headers:  # configured provider headers win
+                headers = {**headers, "anthropic-beta": beta}
+        else:
+            out = translate_request(body, self.target.upstream_model, self._default_max_tokens,
+                                    self._native_json)
         if stream:
             out["stream"] = True
-        return UpstreamRequest(
-            "POST", self._url, self._stream_headers if stream else self._headers, orjson.dumps(out), stream
-        )
+        return UpstreamRequest("POST", self._url, headers, orjson.dumps(out), stream)
 
     # -- response ----------------------------------------------------------------------------------------
     def parse_response(self, body: bytes) -> dict[str, Any]:
@@ -120,11 +139,15 @@ class AnthropicAdapter:
             raise UpstreamError(ErrorKind.TRANSIENT, f"malformed response from upstream: {excerpt(body, 120)}")
         texts: list[str] = []
         tool_calls: list[dict[str, Any]] = []
+        json_answer = False
         for block in data["content"]:
             if not isinstance(block, dict):
                 continue
             if block.get("type") == "text":
                 texts.append(str(block.get("text") or ""))
+            elif block.get("type") == "tool_use" and block.get("name") == JSON_TOOL:
+                texts.append(_dumps(block.get("input") or {}))
+                json_answer = True
             elif block.get("type") == "tool_use":
                 tool_calls.append(
                     {
@@ -148,7 +171,7 @@ class AnthropicAdapter:
             "model": data.get("model") or self.target.upstream_model,
             "choices": [
                 {"index": 0, "message": message, "logprobs": None,
-                 "finish_reason": map_stop_reason(data.get("stop_reason"))}
+                 "finish_reason": "stop" if json_answer and not tool_calls else map_stop_reason(data.get("stop_reason"))}
             ],
             "usage": map_usage(data.get("usage") or {}),
         }
@@ -157,7 +180,7 @@ class AnthropicAdapter:
     def stream_decoder(self, body: Mapping[str, Any]) -> AnthropicStreamDecoder:
         opts = body.get("stream_options")
         include_usage = bool(isinstance(opts, Mapping) and opts.get("include_usage"))
-        return AnthropicStreamDecoder(self, include_usage)
+        return AnthropicStreamDecoder(self, include_usage, native_body(body, "anthropic") is not None)
 
     # -- errors ------------------------------------------------------------------------------------------
     def classify_error(self, status: int, headers: Mapping[str, str], body: bytes) -> UpstreamError:
@@ -226,8 +249,26 @@ def map_usage(usage: Mapping[str, Any]) -> dict[str, Any]:
 
 
 # -- request translation -----------------------------------------------------------------------------------
-def translate_request(body: Mapping[str, Any], model: str, default_max_tokens: int) -> dict[str, Any]:
-    """An OpenAI chat request -> an Anthropic Messages request body. ``body`` is not mutated."""
+def passthrough_request(native: Mapping[str, Any], model: str, default_max_tokens: int,
+                        stream: bool = True) -> dict[str, Any]:
+    """A client's own Messages body (the gateway's Anthropic dialect) sent natively: every field kept as sent
+    (``cache_control``, ``thinking``, ``top_k``, server tools, fields added later), only ``model`` replaced by
+    this target's and ``stream`` set by the caller of ``build_request``.
+
+    ``thinking`` is kept for streams only: a stream relays thinking blocks (``NATIVE_DELTA``), a non-streaming
+    answer is parsed into the internal answer, which has no place for them, and a client that never saw its
+    thinking blocks could not send them back with a tool result (Anthropic answers 400)."""
+    out = {k: v for k, v in native.items() if k != "stream" and (stream or k != "thinking")}
+    out["model"] = model
+    if not isinstance(out.get("max_tokens"), int):
+        out["max_tokens"] = default_max_tokens
+    return out
+
+
+def translate_request(body: Mapping[str, Any], model: str, default_max_tokens: int,
+                      native_json: bool = False) -> dict[str, Any]:
+    """An OpenAI chat request -> an Anthropic Messages request body. ``body`` is not mutated. ``native_json``: a
+    ``json_schema`` response format goes out as structured outputs (``output_config.format``)."""
     system: list[str] = []
     messages: list[dict[str, Any]] = []
     for i, msg in enumerate(body.get("messages") or ()):
@@ -254,9 +295,11 @@ def translate_request(body: Mapping[str, Any], model: str, default_max_tokens: i
     _strip_prefill(messages)
 
     out: dict[str, Any] = {"model": model, "max_tokens": _max_tokens(body, default_max_tokens)}
-    instruction = _json_instruction(body.get("response_format"))
-    if instruction:
-        system.append(instruction)
+    fmt = body.get("response_format")
+    native = _native_format(fmt) if native_json else None
+    json_tool = None if native is not None else _json_tool(fmt)
+    if native is not None:
+        out["output_config"] = {"format": native}
     if system:
         out["system"] = "\n\n".join(system)
     out["messages"] = messages
@@ -276,6 +319,14 @@ def translate_request(body: Mapping[str, Any], model: str, default_max_tokens: i
         choice = _tool_choice(body.get("tool_choice"), body.get("parallel_tool_calls"))
         if choice is not None:
             out["tool_choice"] = choice
+    if json_tool is not None:
+        if tools and body.get("tool_choice") != "none":
+            out["tools"].append(json_tool)
+            if out.get("tool_choice", {}).get("type") in (None, "auto"):
+                out["tool_choice"] = {"type": "any"}
+        else:
+            out["tools"] = [json_tool]
+            out["tool_choice"] = {"type": "tool", "name": JSON_TOOL}
     if isinstance(body.get("user"), str) and body["user"]:
         out["metadata"] = {"user_id": body["user"]}
     return out
@@ -434,18 +485,35 @@ def _tool_choice(choice: Any, parallel: Any) -> dict[str, Any] | None:
     return out
 
 
-def _json_instruction(fmt: Any) -> str:
-    if not isinstance(fmt, Mapping):
-        return ""
-    if fmt.get("type") == "json_object":
-        return _JSON_INSTRUCTION
+def _native_format(fmt: Any) -> dict[str, Any] | None:
+    """Structured outputs' ``output_config.format`` for a ``json_schema`` response format with an object schema
+    (None otherwise: ``json_object`` and other schemas use the forced tool)."""
+    if not isinstance(fmt, Mapping) or fmt.get("type") != "json_schema":
+        return None
+    spec = fmt.get("json_schema")
+    schema = spec.get("schema") if isinstance(spec, Mapping) else None
+    if not isinstance(schema, Mapping) or schema.get("type") != "object":
+        return None
+    return {"type": "json_schema", "schema": dict(schema)}
+
+
+def _json_tool(fmt: Any) -> dict[str, Any] | None:
+    """The forced tool that carries a ``response_format`` (None when the request asks for no JSON)."""
+    if not isinstance(fmt, Mapping) or fmt.get("type") not in ("json_object", "json_schema"):
+        return None
+    schema: Any = None
+    description = _JSON_INSTRUCTION
     if fmt.get("type") == "json_schema":
         spec = fmt.get("json_schema") or {}
-        schema = spec.get("schema") if isinstance(spec, Mapping) else None
-        if schema:
-            return _JSON_INSTRUCTION + " The object must conform to this JSON Schema: " + _dumps(schema)
-        return _JSON_INSTRUCTION
-    return ""
+        if isinstance(spec, Mapping):
+            schema = spec.get("schema")
+            if spec.get("description"):
+                description += " " + str(spec["description"])
+    if not isinstance(schema, Mapping) or schema.get("type") != "object":
+        # Tool input must be an object; a non-object schema is wrapped.
+        schema = {"type": "object"} if schema is None else {
+            "type": "object", "properties": {"value": schema}, "required": ["value"]}
+    return {"name": JSON_TOOL, "description": description, "input_schema": dict(schema)}
 
 
 def _dumps(value: Any) -> str:
@@ -462,11 +530,13 @@ class AnthropicStreamDecoder(SSEStreamDecoder):
     """
 
     __slots__ = ("_adapter", "_include_usage", "_id", "_model", "_created", "_usage", "_tools",
-                 "started", "finished", "done")
+                 "started", "finished", "done", "_json_block", "_calls", "_native", "_relayed")
     INCOMPLETE = "upstream stream ended before it was complete (no message_stop)"
 
-    def __init__(self, adapter: AnthropicAdapter, include_usage: bool = False) -> None:
+    def __init__(self, adapter: AnthropicAdapter, include_usage: bool = False, native: bool = False) -> None:
         super().__init__()
+        self._native = native  # the client speaks Anthropic (the gateway's Anthropic dialect): relay thinking
+        self._relayed: set[Any] = set()  # indices of the blocks relayed as they are
         self._adapter = adapter
         self._include_usage = include_usage
         self._id = ""
@@ -474,6 +544,8 @@ class AnthropicStreamDecoder(SSEStreamDecoder):
         self._created = int(time.time())
         self._usage: dict[str, Any] = {}
         self._tools: dict[int, int] = {}  # Anthropic content-block index -> OpenAI tool_call index
+        self._json_block: int | None = None  # the JSON_TOOL block: its input is streamed as content
+        self._calls = 0  # real tool calls seen
         self.started = False
         self.finished = False
         self.done = False
@@ -542,8 +614,16 @@ class AnthropicStreamDecoder(SSEStreamDecoder):
         block = data.get("content_block") or {}
         if block.get("type") == "text" and block.get("text"):
             out.append(self._chunk({"content": block["text"]}))
+        elif block.get("type") == "tool_use" and block.get("name") == JSON_TOOL:
+            self._json_block = data.get("index", -1)
+            if block.get("input"):
+                out.append(self._chunk({"content": _dumps(block["input"])}))
+        elif self._native and block.get("type") not in _TRANSLATED_BLOCKS:
+            self._relayed.add(data.get("index"))
+            out.append(self._chunk({NATIVE_DELTA: {"content_block": block}}))
         elif block.get("type") == "tool_use":
             k = len(self._tools)
+            self._calls += 1
             self._tools[data.get("index", k)] = k
             args = _dumps(block["input"]) if block.get("input") else ""
             out.append(self._chunk({"tool_calls": [{
@@ -554,10 +634,14 @@ class AnthropicStreamDecoder(SSEStreamDecoder):
 
     def _on_block_delta(self, data: dict[str, Any]) -> list[dict[str, Any]]:
         delta = data.get("delta") or {}
+        if self._relayed and data.get("index") in self._relayed:
+            return [self._chunk({NATIVE_DELTA: {"delta": delta}})]
         dtype = delta.get("type")
         if dtype == "text_delta" and delta.get("text"):
             return [*self._start(), self._chunk({"content": delta["text"]})]
         if dtype == "input_json_delta" and delta.get("partial_json"):
+            if self._json_block is not None and data.get("index", -1) == self._json_block:
+                return [self._chunk({"content": delta["partial_json"]})]
             k = self._tools.get(data.get("index", -1))
             if k is None:
                 return []
@@ -571,7 +655,12 @@ class AnthropicStreamDecoder(SSEStreamDecoder):
         if not reason or self.finished:
             return []
         self.finished = True
-        return [*self._start(), self._chunk({}, map_stop_reason(reason))]
+        finish = "stop" if self._json_block is not None and not self._calls else map_stop_reason(reason)
+        delta = {}
+        if self._native:  # the exact stop reason and the stop sequence that matched, for the Anthropic dialect
+            delta[NATIVE_DELTA] = {"stop": {"stop_reason": reason,
+                                            "stop_sequence": (data.get("delta") or {}).get("stop_sequence")}}
+        return [*self._start(), self._chunk(delta, finish)]
 
     def _on_message_stop(self) -> list[dict[str, Any]]:
         out = [] if self.finished else [*self._start(), self._chunk({}, "stop")]  # tolerate a missing stop_reason

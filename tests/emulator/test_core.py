@@ -120,3 +120,47 @@ def test_toy_wire_gets_core_behaviours(toy):
 def test_default_wires_still_openai():
     assert any(getattr(h, "__module__", "").endswith("openai_wire") for h in WIRES)
     assert EmulatorState().behaviour_for("x").name == "healthy"
+
+
+def test_toy_wire_gets_the_misbehaviours(toy):
+    import time
+
+    toy.set("fl", "flap:down=0.3s")
+    assert call(toy, "fl", {"prompt": "hi"})[0] == 400  # the toy maps "overloaded" to 400
+    time.sleep(0.35)
+    assert call(toy, "fl", {"prompt": "hi"})[0] == 200
+    toy.set("tr", "trickle:delay=0.01")
+    t0 = time.monotonic()
+    status, text = call(toy, "tr", {"prompt": "hi"})
+    assert status == 200 and json.loads(text)["text"].startswith("Hello") and time.monotonic() - t0 >= 0.3
+    tool = {"type": "function", "function": {"name": "f", "parameters": {
+        "type": "object", "properties": {"a": {"type": "string"}}, "required": ["a"]}}}
+    toy.set("tc", "tool_cut:after=2")
+    with pytest.raises(httpx.HTTPError):  # the connection is aborted inside the arguments
+        call(toy, "tc", {"stream": True, "prompt": "x", "tools": [tool]})
+    (att,) = toy.attempts("tc")
+    assert att["tokens_sent"] == 2
+    toy.set("hg", "hang:delay=5")
+    with pytest.raises(httpx.ReadTimeout):
+        httpx.post(f"{toy.url}/toy/hg", json={"prompt": "x"}, headers={"x-key": "k"}, timeout=0.3)
+    toy.set("rl1", "rate_limited:n=1")
+    assert [call(toy, "rl1", {"prompt": "hi"})[0] for _ in range(2)] == [429, 200]
+
+
+def test_misbehaving_continuations():
+    from gateway.emulator.content import CONTINUE_MARKER, misbehaving_continuation
+
+    base = [{"role": "user", "content": "q"}]
+    prefill = {"messages": [*base, {"role": "assistant", "content": "w1 w2 w3 w4"}]}
+    instructed = {"messages": [*base, {"role": "assistant", "content": "w1 w2 w3 w4"},
+                               {"role": "user", "content": CONTINUE_MARKER + "."}]}
+    p = {"words": 8}
+    for req in (prefill, instructed):
+        assert misbehaving_continuation("restart_on_continue", req, "m", p).text == "w1 w2 w3 w4 w5 w6 w7 w8"
+        assert misbehaving_continuation("repeat_tail", req, "m", p).text == " w2 w3 w4 w5 w6 w7 w8"
+        assert misbehaving_continuation("restart_different", req, "m", p).text == (
+            "Let me start again. w1 w2 alt-w3 w4 w5 alt-w6 w7 w8")
+    sentences = {"messages": [*base, {"role": "assistant", "content": "One. Two three."}]}
+    assert misbehaving_continuation("repeat_tail", sentences, "m", {"text": "One. Two three. Four."}).text == (
+        " Two three. Four.")
+    assert misbehaving_continuation("restart_on_continue", {"messages": base}, "m", p) is None

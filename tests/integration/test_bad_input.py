@@ -123,10 +123,10 @@ def test_a_bug_below_the_endpoint_is_an_openai_shaped_500_not_a_crash(emu, gw, c
     def broken(body):
         raise ValueError("simulated bug")
 
-    gw.gateway.runtime.adapters["gpt-5"].parse_response = broken
+    gw.gateway.runtime.adapters["gpt-5"].stream_decoder = broken
     r = _post(gw, '{"model": "general", "messages": [{"role": "user", "content": "x"}]}')
     err = _err(r, 500)
     assert err["code"] == "internal_error" and "simulated" not in r.text
     # The gateway keeps serving.
-    del gw.gateway.runtime.adapters["gpt-5"].parse_response
+    del gw.gateway.runtime.adapters["gpt-5"].stream_decoder
     assert _post(gw, '{"model": "general", "messages": [{"role": "user", "content": "x"}]}').status_code == 200

@@ -86,7 +86,7 @@ def test_failover_between_same_dimension_models_skips_other_dimensions(emu, gw, 
     assert 'gateway_failovers_total{from_model="emb-a",reason="withdrawn",route="embed",to_model="emb-b"} 1.0' \
         in metrics
     assert 'reason="dimensions"' not in metrics and 'to_model="emb-small"' not in metrics
-    assert 'gateway_requests_total{route="embed",status="200"} 1.0' in metrics
+    assert 'gateway_requests_total{dialect="embeddings",route="embed",status="200"} 1.0' in metrics
 
 
 def test_a_healthy_request_for_other_dimensions_is_no_failover(emu, gw, client, caplog):
@@ -247,8 +247,8 @@ def test_routing_errors(emu, gw, client, client_for):
     assert e.value.code == "wrong_endpoint" and "/v1/embeddings" in e.value.message
     assert httpx.get(gw.url + "/v1/embeddings", headers=AUTH).status_code == 405
     metrics = httpx.get(gw.url + "/metrics").text
-    assert 'gateway_requests_total{route="none",status="404"} 1.0' in metrics  # rejected before routing
-    assert 'gateway_requests_total{route="none",status="401"} 1.0' in metrics
+    assert 'gateway_requests_total{dialect="embeddings",route="none",status="404"} 1.0' in metrics  # rejected before routing
+    assert 'gateway_requests_total{dialect="embeddings",route="none",status="401"} 1.0' in metrics
 
 
 def test_all_models_unavailable_is_503_with_the_attempt_list(emu, client):

@@ -45,7 +45,7 @@ def test_non_streaming_answer(emu, make_gateway, client_for):
     assert resp.usage.total_tokens == resp.usage.prompt_tokens + resp.usage.completion_tokens > 0
     assert raw.headers["x-gateway-attempts"] == "claude-bedrock=ok"
     att = emu.attempts(BEDROCK_ID)[-1]
-    assert att["wire"] == "bedrock" and att["auth"] is True and att["path"].endswith("/converse")
+    assert att["wire"] == "bedrock" and att["auth"] is True and att["path"].endswith("/converse-stream")  # read as a stream
     assert att["request"]["inferenceConfig"] == {"maxTokens": 64}
 
 

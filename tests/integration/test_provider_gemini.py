@@ -40,7 +40,7 @@ def test_non_streaming_answer(emu, make_gateway, client_for):
     assert resp.choices[0].finish_reason == "stop"
     assert resp.usage.prompt_tokens == 4 and resp.usage.completion_tokens == 7 and resp.usage.total_tokens == 11
     att = emu.attempts(GEM)[-1]
-    assert att["wire"] == "gemini" and att["auth"] is True and att["path"] == f"/v1beta/models/{GEM}:generateContent"
+    assert att["wire"] == "gemini" and att["auth"] is True and att["path"] == f"/v1beta/models/{GEM}:streamGenerateContent"  # read as a stream
     sent = att["request"]
     assert sent["systemInstruction"] == {"parts": [{"text": "Be terse."}]}
     assert sent["contents"] == [{"role": "user", "parts": [{"text": "Hello there"}]}]

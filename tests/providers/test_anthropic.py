@@ -197,19 +197,76 @@ def test_unsupported_part_is_a_bad_request():
 
 
 @pytest.mark.parametrize(
-    "fmt,needle",
+    "fmt,schema",
     [
-        ({"type": "json_object"}, "single valid JSON object"),
-        ({"type": "json_schema", "json_schema": {"name": "x", "schema": {"type": "object",
-                                                                       "required": ["a"]}}}, '"required":["a"]'),
+        ({"type": "json_object"}, {"type": "object"}),
+        ({"type": "json_schema", "json_schema": {"name": "x", "schema": {"type": "object", "required": ["a"]}}},
+         {"type": "object", "required": ["a"]}),
+        ({"type": "json_schema", "json_schema": {"name": "x", "schema": {"type": "array"}}},
+         {"type": "object", "properties": {"value": {"type": "array"}}, "required": ["value"]}),
     ],
 )
-def test_json_mode_is_a_system_instruction(fmt, needle):
+def test_json_mode_is_a_forced_tool_with_the_schema(fmt, schema):
     body = sent({"messages": [{"role": "system", "content": "Be terse."}, USER], "response_format": fmt})
-    assert body["system"].startswith("Be terse.\n\n")
-    assert needle in body["system"]
+    assert body["system"] == "Be terse."
+    assert body["tools"] == [{"name": "json_response", "description": body["tools"][0]["description"],
+                              "input_schema": schema}]
+    assert body["tool_choice"] == {"type": "tool", "name": "json_response"}
     assert "response_format" not in body
-    assert "system" not in sent({"messages": [USER], "response_format": {"type": "text"}})
+    plain = sent({"messages": [USER], "response_format": {"type": "text"}})
+    assert "system" not in plain and "tools" not in plain
+
+
+def test_json_schema_goes_out_as_structured_outputs_where_the_provider_has_them():
+    native = AnthropicAdapter(Target(**{**{f: getattr(TARGET, f) for f in TARGET.__dataclass_fields__},
+                                        "options": {**TARGET.options, "structured_outputs": True}}))
+    schema = {"type": "object", "properties": {"a": {"type": "string"}}, "required": ["a"]}
+    body = orjson.loads(native.build_request(
+        {"messages": [USER], "response_format": {"type": "json_schema", "json_schema": {"name": "x", "schema": schema}}},
+        False).body)
+    assert body["output_config"] == {"format": {"type": "json_schema", "schema": schema}}
+    assert "tools" not in body and "tool_choice" not in body
+    # json_object has no schema to send natively: the forced tool still enforces it.
+    body = orjson.loads(native.build_request({"messages": [USER], "response_format": {"type": "json_object"}},
+                                             False).body)
+    assert "output_config" not in body and body["tool_choice"] == {"type": "tool", "name": "json_response"}
+
+
+def test_json_mode_next_to_the_callers_tools_lets_the_model_pick_one():
+    tools = [{"type": "function", "function": {"name": "lookup", "parameters": {"type": "object"}}}]
+    body = sent({"messages": [USER], "tools": tools, "response_format": {"type": "json_object"}})
+    assert [t["name"] for t in body["tools"]] == ["lookup", "json_response"]
+    assert body["tool_choice"] == {"type": "any"}
+
+
+def test_json_tool_answer_is_message_content():
+    raw = orjson.dumps({"id": "msg_1", "type": "message", "role": "assistant", "model": "m", "stop_reason": "tool_use",
+                        "content": [{"type": "tool_use", "id": "toolu_1", "name": "json_response",
+                                     "input": {"a": 1}}], "usage": {"input_tokens": 3, "output_tokens": 4}})
+    choice = A.parse_response(raw)["choices"][0]
+    assert choice["message"]["content"] == '{"a":1}' and "tool_calls" not in choice["message"]
+    assert choice["finish_reason"] == "stop"
+
+
+def test_json_tool_stream_is_content_deltas():
+    events = (
+        b'event: message_start\ndata: {"type":"message_start","message":{"id":"msg_1","model":"m","usage":{}}}\n\n'
+        b'event: content_block_start\ndata: {"type":"content_block_start","index":0,"content_block":'
+        b'{"type":"tool_use","id":"toolu_1","name":"json_response","input":{}}}\n\n'
+        b'event: content_block_delta\ndata: {"type":"content_block_delta","index":0,"delta":'
+        b'{"type":"input_json_delta","partial_json":"{\\"a\\":"}}\n\n'
+        b'event: content_block_delta\ndata: {"type":"content_block_delta","index":0,"delta":'
+        b'{"type":"input_json_delta","partial_json":"1}"}}\n\n'
+        b'event: message_delta\ndata: {"type":"message_delta","delta":{"stop_reason":"tool_use"},"usage":'
+        b'{"output_tokens":4}}\n\n'
+        b'event: message_stop\ndata: {"type":"message_stop"}\n\n'
+    )
+    dec = A.stream_decoder({"response_format": {"type": "json_object"}})
+    chunks = dec.feed(events) + dec.close()
+    text = "".join(c["choices"][0]["delta"].get("content") or "" for c in chunks if c["choices"])
+    assert text == '{"a":1}'
+    assert not any(c["choices"][0]["delta"].get("tool_calls") for c in chunks if c["choices"])
+    assert [c["choices"][0]["finish_reason"] for c in chunks if c["choices"]][-1] == "stop"
 
 
 def test_prefill_is_the_final_assistant_turn_without_trailing_whitespace():

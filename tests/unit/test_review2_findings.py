@@ -111,9 +111,10 @@ async def test_stream_continuation_checks_a_withdrawal_made_after_the_request_st
         seen["hits"] = {m: ctx.precheck(m) if ctx.precheck else None for m in chain}
         return None
 
-    gw = SimpleNamespace(withdrawals=w, engine=SimpleNamespace(run=run))
+    gw = SimpleNamespace(withdrawals=w, engine=SimpleNamespace(run=run), clock=clock)
     route = SimpleNamespace(timeouts=None, on_stream_cut="continue")
-    rt = SimpleNamespace(config=SimpleNamespace(failover=SimpleNamespace(timeouts=None)), adapters={})
+    rt = SimpleNamespace(config=SimpleNamespace(failover=SimpleNamespace(timeouts=SimpleNamespace(total=60.0))),
+                         adapters={})
     choice = SimpleNamespace(route=route, chain=("fable-5", "gpt-5"))
     ctx = RunContext(route="r", deadline=1e9, precheck=None)
     relay = StreamRelay(gw, rt, {}, choice, ctx, None, "id", 0.0)
