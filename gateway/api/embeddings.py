@@ -217,16 +217,15 @@ class EmbeddingsEndpoint:
         finally:
             # Models of another length were never candidates: metrics, the request log, the audit record (and so
             # the reports and the status page) see no failover to or from them, and the depth of the model that
-            # served is its place among the candidates. The x-gateway-attempts header and error messages still
+            # served is its place among the candidates (the recorded chain). The x-gateway-attempts header and error messages still
             # list the skips.
             tried = candidates(ctx.attempts)
-            gw.metrics.record_request(route.name, status, tried,
-                                      tuple(m for m in choice.chain if runtime.targets[m].dimensions == want),
-                                      ctx.served, DIALECT)
+            chain = tuple(m for m in choice.chain if runtime.targets[m].dimensions == want)
+            gw.metrics.record_request(route.name, status, tried, chain, ctx.served, DIALECT)
             hashed = prompt_hash(list(req.inputs)) if runtime.config.audit.store_prompt_hash else None
             gw.continuity.on_request(RequestRecord(
                 rid, wall, caller.name, route.name, choice.reason, False, status, gw.clock() - start,
-                tried, [ctx.served] if ctx.served else [], usage, choice.chain, dict(caller.attributes),
+                tried, [ctx.served] if ctx.served else [], usage, chain, dict(caller.attributes),
                 error, hashed, DIALECT))
 
 

@@ -101,8 +101,10 @@ def test_a_healthy_request_for_other_dimensions_is_no_failover(emu, gw, client, 
     logged = [r.getMessage() for r in caplog.records if r.name == "gateway.requests"]
     assert len(logged) == 2 and all('"failovers":0' in m for m in logged)
     gw.stop()  # flushes the audit writer: the reports and the status page read failovers from these rows
-    rows = sqlite3.connect(gw.gateway.continuity.path).execute("SELECT attempts FROM requests").fetchall()
-    assert len(rows) == 2 and all("dimensions" not in a and "emb-small" in a for (a,) in rows)
+    rows = sqlite3.connect(gw.gateway.continuity.path).execute("SELECT attempts, chain FROM requests").fetchall()
+    assert len(rows) == 2 and all("dimensions" not in a and "emb-small" in a for a, _ in rows)
+    # The candidate chain: the dependency report counts an answer by any other than its first as a fallback.
+    assert all("emb-small" in c and "emb-a" not in c for _, c in rows)
 
 
 def test_list_input_float_and_base64(emu, client):
