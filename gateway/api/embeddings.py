@@ -217,8 +217,8 @@ class EmbeddingsEndpoint:
         finally:
             # Models of another length were never candidates: metrics, the request log, the audit record (and so
             # the reports and the status page) see no failover to or from them, and the depth of the model that
-            # served is its place among the candidates (the recorded chain). The x-gateway-attempts header and error messages still
-            # list the skips.
+            # served is its place among the candidates (the recorded chain). The x-gateway-attempts header and
+            # error messages still list the skips.
             tried = candidates(ctx.attempts)
             chain = tuple(m for m in choice.chain if runtime.targets[m].dimensions == want)
             gw.metrics.record_request(route.name, status, tried, chain, ctx.served, DIALECT)
