@@ -75,6 +75,7 @@ class Timeouts:
     connect: float
     idle: float
     total: float
+    first_token: float | None = None  # streams: the limit for the first content event (None: the route's)
 
 
 def too_large(limit: int) -> UpstreamError:

@@ -2,8 +2,8 @@
 
 A token is ``v2.<expiry>.<kid>.<nonce>.<sig>``: ``kid`` is an HMAC of the admin key's sha256 (so the token names no
 key and no hash, and dies with the key), ``nonce`` makes every sign-in's token distinct (revoking one revokes no
-other), ``sig`` an HMAC of the rest. The signing secret is random per process unless one is
-passed in (a restart then signs everybody out).
+other), ``sig`` an HMAC of the rest. The signing secret is ``admin.session_secret`` (shared by a
+fleet) or random per process (a restart then signs everybody out).
 
 Logout revokes the token on the server: its id (a hash of the whole token, never the token) goes into a
 ``RevokedSessions`` store until the token's own expiry, so a copied cookie is refused afterwards. The store is an
@@ -57,8 +57,11 @@ class MemoryRevokedSessions:
 class Sessions:
     """Issue and verify signed session tokens (see the module docstring)."""
 
-    def __init__(self, wall: Callable[[], float] = time.time, secret: bytes | None = None) -> None:
-        self._secret = secret or secrets.token_bytes(32)
+    def __init__(self, wall: Callable[[], float] = time.time, secret: str | None = None) -> None:
+        # ``admin.session_secret`` (shared by a fleet) or random per process.
+        from gateway.state.sessions import session_secret
+
+        self._secret = session_secret(secret) or secrets.token_bytes(32)
         self.wall = wall
 
     def _mac(self, data: str) -> str:

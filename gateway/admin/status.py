@@ -158,7 +158,7 @@ async def _read_limited(request: Request, limit: int) -> bytes | None:
 
 def build_status_router(gw: Gateway) -> APIRouter:
     router = APIRouter()
-    sessions = Sessions()
+    sessions = Sessions(secret=gw.runtime.config.admin.session_secret)  # shared by a fleet, else per process
     assets = Assets()
     recent = RecentActivity(gw.continuity.path)
 
@@ -259,6 +259,8 @@ def build_status_router(gw: Gateway) -> APIRouter:
             raise GatewayError(400, f"recent must be an integer from 1 to {RECENT_MAX}.", param="recent",
                                code="invalid_parameter")
         data = live_state(gw)
+        if getattr(gw, "fleet", None) is not None:
+            data["fleet"] = await gw.fleet.describe()  # replicas and workers, the shared store's health
         data["recent"] = await recent(int(raw))
         data["you"] = name
         data["generated_at"] = iso(time.time())
