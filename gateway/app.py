@@ -326,7 +326,7 @@ def build_api(gw: Gateway) -> FastAPI:
         return Response(gw.metrics.exposition(), media_type="text/plain; version=0.0.4; charset=utf-8")
 
     @app.get("/openapi.json", include_in_schema=False)
-    async def openapi(request: Request) -> JSONResponse:
+    async def openapi_document(request: Request) -> JSONResponse:
         if admin_from_request(gw, request) is None:
             raise GatewayError(401, "Missing admin key: send 'Authorization: Bearer <admin key>'.",
                                code="missing_admin_key")
