@@ -128,6 +128,16 @@ def test_a_continuation_that_restarts_in_other_words_ends_the_stream_with_an_err
     assert sent.count('"w1"') == 1
 
 
+@pytest.mark.parametrize("after", [2, 3])
+def test_a_restart_after_only_a_few_words_sent_is_not_spliced(emu, make_gateway, after):
+    emu.set("fable-5", f"stream_cut:after={after},words=12")
+    emu.set("gpt-5", "restart_different:words=12")
+    gw = make_gateway(_cfg(emu))
+    _, body = _raw_stream(gw)
+    assert "[DONE]" not in body and '"stream_interrupted"' in body
+    assert "alt-" not in body and "start again" not in body
+
+
 def test_a_fallback_that_rejects_prefill_is_asked_with_the_instruction_and_remembered(emu, make_gateway,
                                                                                         client_for):
     cfg = _with_claude(_cfg(emu), emu, ["fable-5", "claude-x"])
