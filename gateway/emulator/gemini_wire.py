@@ -212,7 +212,10 @@ def to_chat(body: Mapping[str, Any]) -> dict[str, Any]:
             chat["tool_choice"] = "required"
     gen = body.get("generationConfig") or body.get("generation_config") or {}
     if isinstance(gen, dict) and (gen.get("responseMimeType") or gen.get("response_mime_type")) == "application/json":
-        chat["response_format"] = {"type": "json_object"}
+        schema = gen.get("responseSchema") or gen.get("response_schema")
+        # A response schema is honoured (the answer is an object of its required properties), as Gemini does.
+        chat["response_format"] = {"type": "json_schema", "json_schema": {"schema": schema}} \
+            if isinstance(schema, dict) else {"type": "json_object"}
     return chat
 
 
