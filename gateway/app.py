@@ -27,6 +27,8 @@ from gateway.api import embeddings as embeddings_api
 from gateway.api import models as models_api
 from gateway.api.asgi import send_error
 from gateway.api.chat import ChatEndpoint, authenticate
+from gateway.api.dialects.endpoint import dialect_routes
+from gateway.api.dialects.openapi import with_dialect_paths
 from gateway.api.ratelimit import RateLimiter
 from gateway.audit.wiring import Continuity
 from gateway.config.loader import load_config
@@ -223,6 +225,7 @@ def build_api(gw: Gateway) -> FastAPI:
 
     app = FastAPI(title="LLM failover gateway", lifespan=lifespan, docs_url=None, redoc_url=None,
                   openapi_url="/openapi.json")
+    app.openapi = with_dialect_paths(app.openapi)  # type: ignore[method-assign]  # the pure-ASGI dialect endpoints
 
     @app.exception_handler(GatewayError)
     async def _gateway_error(request: Request, exc: GatewayError) -> JSONResponse:
@@ -289,8 +292,17 @@ class GatewayApp:
         self.gateway = gw
         self.api = build_api(gw)
         self.chat = ChatEndpoint(gw)
+        self.dialects = dialect_routes(gw, self.chat, authenticate)  # /v1/messages, /v1/responses (pure ASGI)
 
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] == "http" and scope["path"] in self.dialects:
+            if scope["method"] == "POST":
+                await self.dialects[scope["path"]](scope, receive, send)
+            else:
+                err = GatewayError(405, f"Method {scope['method']} is not allowed on {scope['path']}; use POST.",
+                                   type="invalid_request_error", code="method_not_allowed", headers={"allow": "POST"})
+                await send_error(send, err)
+            return
         if scope["type"] == "http" and scope["path"] == "/v1/chat/completions":
             if scope["method"] == "POST":
                 await self.chat(scope, receive, send)

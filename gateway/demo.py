@@ -124,11 +124,31 @@ def main() -> int:
             print(f"  #{i:<2} {kind} route={h.get('x-gateway-route', '-'):<16} served by {served:<30} "
                   f"[{mark}] attempts: {attempts}   (HTTP {status})")
 
+        def ask_anthropic(i: int, text: str) -> None:
+            """The Anthropic SDK (as Claude Code with ANTHROPIC_BASE_URL) against the gateway's /v1/messages."""
+            import anthropic
+
+            client = anthropic.Anthropic(base_url=gw_url, api_key=DEMO_KEY, max_retries=0)
+            with client.messages.stream(model="security", max_tokens=512,
+                                        messages=[{"role": "user", "content": text}]) as stream:
+                reply = "".join(stream.text_stream)
+                final = stream.get_final_message()
+                h = stream.response.headers
+            attempts = h.get("x-gateway-attempts", "")
+            failed = [a for a in attempts.split(",") if a and not a.endswith("=ok")]
+            mark = _c("FAILOVER", "33;1") if failed else _c("ok", "32")
+            served = f"{final.model} ({vendor_of.get(final.model, '?')})"
+            print(f"  #{i:<2} anthropic-sdk stream /v1/messages served by {served:<30} [{mark}] attempts: {attempts}"
+                  f"   stop_reason={final.stop_reason}")
+            print(f"      {reply[:100]}")
+
         print(_c("== 1. normal traffic: the security route's primary (fable-5) answers", "1"))
         n = 0
         for model, text in prompts:
             n += 1
             ask(n, model, text)
+        n += 1
+        ask_anthropic(n, "Review this diff for injection bugs.")
 
         print(_c("\n== 1b. routed by task, not wording: plain requests on injectable code reach the security route",
                  "1"))
@@ -149,6 +169,10 @@ def main() -> int:
         ask(n, "security", "Threat model this upload endpoint.", stream=True)
         print("   -> the first request found fable-5 withdrawn and failed over to gpt-5; later ones skip fable-5")
         print("      without calling it until failover.withdrawn_recheck (15m) has passed.")
+        n += 1
+        ask_anthropic(n, "Review this diff for injection bugs.")
+        print("   -> an Anthropic-SDK client (Claude Code with ANTHROPIC_BASE_URL) keeps working: OpenAI's gpt-5")
+        print("      answers, in Anthropic's format, with no change to the client.")
 
         print(_c("\n== 3. OpenAI's gpt-5 is rate limited too: the route falls through to Google, then self-hosted", "1"))
         _http("PUT", emu_url + "/_emulator/models/gpt-5", {"spec": "rate_limited:retry_after=20"})
@@ -193,6 +217,11 @@ def main() -> int:
       model="security", messages=[{{"role": "user", "content": "find the vulnerability"}}])
   print(r.headers["x-gateway-attempts"], r.parse().choices[0].message.content)
   PY
+
+  Claude Code / the Anthropic SDK: ANTHROPIC_BASE_URL={gw_url} ANTHROPIC_API_KEY={DEMO_KEY} \
+      ANTHROPIC_MODEL=security claude
+  The Responses API: OpenAI(base_url="{gw_url}/v1", api_key="{DEMO_KEY}").responses.create(
+      model="security", input="find the vulnerability")
 
   Status page (admin key {DEMO_ADMIN_KEY}): {gw_url}/status
   Kill switch: gateway admin --url {gw_url} --admin-key {DEMO_ADMIN_KEY} withdraw vendor Anthropic --reason "..."

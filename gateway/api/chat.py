@@ -46,6 +46,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("gateway")
 _RID = re.compile(r"^[A-Za-z0-9._\-]{1,128}$")
+DIALECT = "chat_completions"  # the ``dialect`` label of this endpoint's own requests
 
 
 class _Disconnect:
@@ -121,6 +122,7 @@ class ChatEndpoint:
             rid = self._ids()
         base: Headers = [(b"x-request-id", rid.encode())]
         wall = time.time()
+        dialect = scope.get("gateway.dialect", DIALECT)
         choice = None
         caller = None
         try:
@@ -134,6 +136,9 @@ class ChatEndpoint:
                 raise GatewayError(400, f"We could not parse the JSON body of your request: {e}",
                                    code="invalid_json") from None
             validate_chat(body)
+            wrap = scope.get("gateway.wrap_body")  # an inbound dialect's native original (gateway/api/dialects)
+            if wrap is not None:
+                body = wrap(body)
             choice = await select_route_async(runtime, body.get("model"), header(scope, b"x-gateway-route"),
                                               body["messages"])
             if choice.verdict is not None:
@@ -146,12 +151,12 @@ class ChatEndpoint:
             route_label = choice.route.name if choice is not None else "none"
             if e.code == "route_not_allowed":
                 gw.metrics.policy_denials.labels(KEY_ROUTES_POLICY, route_label).inc()
-            gw.metrics.requests.labels(route_label, str(e.status)).inc()
+            gw.metrics.requests.labels(route_label, str(e.status), dialect).inc()
             await send_error(send, e, base)
             gw.continuity.on_request(RequestRecord(
                 rid, wall, caller.name if caller is not None else None, route_label,
                 choice.reason if choice is not None else "none", False, e.status, gw.clock() - start,
-                error=e.code or e.type))
+                error=e.code or e.type, dialect=dialect))
             return
         except ConnectionAbortedError:
             return
@@ -179,11 +184,11 @@ class ChatEndpoint:
         finally:
             watch.close()
             served = outcome.served or ([ctx.served] if ctx.served else [])
-            gw.metrics.record_request(route.name, outcome.status, ctx.attempts, choice.chain, ctx.served)
+            gw.metrics.record_request(route.name, outcome.status, ctx.attempts, choice.chain, ctx.served, dialect)
             gw.continuity.on_request(RequestRecord(
                 rid, wall, caller.name, route.name, choice.reason, stream, outcome.status, gw.clock() - start,
                 ctx.attempts, served, outcome.usage, choice.chain, dict(caller.attributes), outcome.error,
-                gw.continuity.prompt_hash(body)))
+                gw.continuity.prompt_hash(body), dialect))
 
     # -- non-streaming -----------------------------------------------------------------------------------
     async def _complete(self, runtime: Runtime, body: dict[str, Any], choice: RouteChoice, ctx: RunContext,

@@ -63,6 +63,8 @@ REQUEST_SCHEMA: dict[str, Any] = {
     },
 }
 
+DIALECT = "embeddings"  # the ``dialect`` label / audit field of these requests
+
 
 def _bad(param: str, message: str, code: str = "invalid_request") -> GatewayError:
     return GatewayError(400, f"Invalid value for '{param}': {message}", code=code, param=param)
@@ -181,11 +183,11 @@ class EmbeddingsEndpoint:
             route_label = choice.route.name if choice is not None else "none"
             if e.code == "route_not_allowed":
                 gw.metrics.policy_denials.labels(KEY_ROUTES_POLICY, route_label).inc()
-            gw.metrics.record_request(route_label, e.status, (), (), None)
+            gw.metrics.record_request(route_label, e.status, (), (), None, DIALECT)
             gw.continuity.on_request(RequestRecord(
                 rid, wall, caller.name if caller is not None else None, route_label,
                 choice.reason if choice is not None else "none", False, e.status, gw.clock() - start,
-                error=e.code or e.type))
+                error=e.code or e.type, dialect=DIALECT))
             return _error(e, base)
         except ConnectionAbortedError:
             return Response(status_code=499)
@@ -211,12 +213,12 @@ class EmbeddingsEndpoint:
             return Response(orjson.dumps(payload), media_type="application/json",
                             headers=_str_headers(_routed_headers(base, choice, ctx)))
         finally:
-            gw.metrics.record_request(route.name, status, ctx.attempts, choice.chain, ctx.served)
+            gw.metrics.record_request(route.name, status, ctx.attempts, choice.chain, ctx.served, DIALECT)
             hashed = prompt_hash(list(req.inputs)) if runtime.config.audit.store_prompt_hash else None
             gw.continuity.on_request(RequestRecord(
                 rid, wall, caller.name, route.name, choice.reason, False, status, gw.clock() - start,
                 ctx.attempts, [ctx.served] if ctx.served else [], usage, choice.chain, dict(caller.attributes),
-                error, hashed))
+                error, hashed, DIALECT))
 
 
 def _exhausted(e: GatewayError, route: str, attempts: list[Attempt]) -> GatewayError:

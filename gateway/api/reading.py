@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from gateway.errors import ErrorKind, UpstreamError
+from gateway.providers.base import NativeBody
 from gateway.upstream import Timeouts
 
 if TYPE_CHECKING:
@@ -225,8 +226,11 @@ async def open_stream(gw: Gateway, adapter: Any, t: Timeouts, body: Mapping[str,
 
 # -- non-streaming: one answer assembled from the upstream's stream ---------------------------------------------
 def stream_body(body: Mapping[str, Any]) -> dict[str, Any]:
-    """A non-streaming request as the stream it is sent upstream as (with usage asked for)."""
-    return {**body, "stream": True, "stream_options": {"include_usage": True}}
+    """A non-streaming request as the stream it is sent upstream as (with usage asked for). A vendor-native
+    original (``NativeBody``) is kept, so the native passthrough holds for non-streaming clients too."""
+    out = {**body, "stream": True, "stream_options": {"include_usage": True}}
+    # ``thinking`` blocks only reach a streaming client: a non-streaming one could not send them back.
+    return body.rebased(out, drop_native=("thinking",)) if isinstance(body, NativeBody) else out
 
 
 async def assemble(committed: Committed) -> dict[str, Any]:

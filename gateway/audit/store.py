@@ -19,7 +19,7 @@ import orjson
 from gateway.observability.record import RequestRecord
 
 COLUMNS = ("request_id", "time", "key_name", "route", "route_reason", "stream", "status", "latency", "served",
-           "chain", "usage", "caller", "error", "prompt_hash", "attempts")
+           "chain", "usage", "caller", "error", "prompt_hash", "attempts", "dialect")
 _JSON_COLUMNS = ("served", "chain", "usage", "caller", "attempts")
 MESSAGE_LIMIT = 300  # attempt messages (upstream error text, policy reasons) are truncated and redacted
 
@@ -63,6 +63,7 @@ def record_to_row(r: RequestRecord, redact: Callable[[str], str] = lambda s: s,
         "route_reason": r.route_reason, "stream": bool(r.stream), "status": r.status, "latency": r.latency,
         "served": list(r.served), "chain": list(r.chain), "usage": r.usage, "caller": dict(r.caller),
         "error": r.error, "prompt_hash": r.prompt_hash if keep_prompt_hash else None, "attempts": attempts,
+        "dialect": r.dialect,
     }
 
 
@@ -74,12 +75,14 @@ class SQLiteAuditStore:
         self.readonly = readonly
         self._conn: sqlite3.Connection | None = None
         self._lock = threading.Lock()
+        self._columns: tuple[str, ...] = COLUMNS  # what the file has (an older file may lack later columns)
 
     def open(self) -> None:
         if self._conn is not None:
             return
         if self.readonly:
             self._conn = sqlite3.connect(f"file:{self.path}?mode=ro", uri=True, check_same_thread=False, timeout=10)
+            self._columns = _present(self._conn)
             return
         self.path.parent.mkdir(parents=True, exist_ok=True)
         conn = sqlite3.connect(self.path, check_same_thread=False, timeout=10)
@@ -92,6 +95,8 @@ class SQLiteAuditStore:
             route TEXT NOT NULL, route_reason TEXT, stream INTEGER NOT NULL, status INTEGER NOT NULL,
             latency REAL NOT NULL, served TEXT, chain TEXT, usage TEXT, caller TEXT, error TEXT, prompt_hash TEXT,
             attempts TEXT)""")
+        if "dialect" not in _present(conn):  # added with the inbound dialects; older files get the column
+            conn.execute("ALTER TABLE requests ADD COLUMN dialect TEXT")
         conn.execute("CREATE INDEX IF NOT EXISTS requests_time ON requests (time)")
         conn.execute("CREATE INDEX IF NOT EXISTS requests_route_time ON requests (route, time)")
         conn.commit()
@@ -136,7 +141,9 @@ class SQLiteAuditStore:
             return self._c().execute("SELECT count(*) FROM requests").fetchone()[0]
 
     def rows(self, since: float, until: float | None = None, route: str | None = None) -> Iterator[dict[str, Any]]:
-        sql = f"SELECT {', '.join(COLUMNS)} FROM requests WHERE time >= ?"
+        self._c()
+        columns = self._columns
+        sql = f"SELECT {', '.join(columns)} FROM requests WHERE time >= ?"
         args: list[Any] = [since]
         if until is not None:
             sql += " AND time < ?"
@@ -148,7 +155,8 @@ class SQLiteAuditStore:
         with self._lock:
             fetched = self._c().execute(sql, args).fetchall()
         for values in fetched:
-            row = dict(zip(COLUMNS, values, strict=True))
+            row = dict.fromkeys(COLUMNS)
+            row.update(zip(columns, values, strict=True))
             for c in _JSON_COLUMNS:
                 row[c] = json.loads(row[c]) if row[c] is not None else None
             row["stream"] = bool(row["stream"])
@@ -159,6 +167,11 @@ class SQLiteAuditStore:
             if self._conn is not None:
                 self._conn.close()
                 self._conn = None
+
+
+def _present(conn: sqlite3.Connection) -> tuple[str, ...]:
+    have = {r[1] for r in conn.execute("PRAGMA table_info(requests)")}
+    return tuple(c for c in COLUMNS if c in have) if have else COLUMNS
 
 
 def open_store(path: str | Path, readonly: bool = False) -> SQLiteAuditStore:

@@ -408,6 +408,16 @@ class AuditConfig(_Strict):
     store_prompt_hash: bool = False
 
 
+class ResponsesStoreConfig(_Strict):
+    """The Responses API's in-memory store of answers (``store``, ``previous_response_id``, ``item_reference``):
+    per process, never on disk. ``max_responses: 0`` turns it off (``store: true`` is then ignored and a reference
+    is a 400)."""
+
+    max_responses: int = Field(default=1000, ge=0)
+    max_mb: float = Field(default=32, gt=0)
+    ttl: PositiveDuration = 3600.0
+
+
 class GatewayConfig(_Strict):
     providers: dict[str, Any] = Field(min_length=1)  # validated per kind by the loader (ProviderBase after it)
     models: dict[str, ModelConfig] = Field(min_length=1)
@@ -423,4 +433,5 @@ class GatewayConfig(_Strict):
     state_dir: str | None = None
     reload: ReloadConfig = ReloadConfig()
     audit: AuditConfig = AuditConfig()
+    responses_store: ResponsesStoreConfig = ResponsesStoreConfig()
     classifier: ClassifierConfig = ClassifierConfig()

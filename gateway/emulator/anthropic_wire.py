@@ -61,7 +61,13 @@ _MESSAGES: dict[str, tuple[int, str, str]] = {  # kind -> (status, error.type, m
                          "The conversation must end with a user message."),
     "missing_max_tokens": (400, "invalid_request_error", "max_tokens: Field required"),
     "missing_version": (400, "invalid_request_error", "anthropic-version: header is required"),
+    "thinking_missing": (400, "invalid_request_error",
+                         "messages: Expected `thinking` or `redacted_thinking` first in the final `assistant` message. "
+                         "When `thinking` is enabled, a final `assistant` message must start with a thinking block "
+                         "(preceeding the lastmost set of `tool_use` and `tool_result` blocks)."),
 }
+# With ``thinking`` enabled a streamed answer starts with one thinking block (text + signature).
+THINKING_TEXT = "Considering the request."
 _TOKENS_MESSAGE = (
     "This request would exceed the rate limit for your organization ({org}) of 40,000 input tokens per minute. "
     "For details, refer to: https://docs.anthropic.com/en/api/rate-limits. You can see the response headers for "
@@ -127,6 +133,27 @@ def to_chat(body: Mapping[str, Any]) -> dict[str, Any]:
     return chat
 
 
+def thinking_enabled(body: Any) -> bool:
+    return isinstance(body, dict) and isinstance(body.get("thinking"), dict) and \
+        body["thinking"].get("type") == "enabled"
+
+
+def _thinking_missing(messages: list[Any]) -> bool:
+    """Anthropic's rule with thinking on: the last assistant turn, when it made tool calls, must start with its
+    thinking block (the client has to send back what it was streamed, signature intact)."""
+    for m in reversed(messages):
+        if not isinstance(m, dict) or m.get("role") != "assistant":
+            continue
+        content = m.get("content")
+        if not isinstance(content, list) or not content:
+            return False
+        if not any(isinstance(b, dict) and b.get("type") == "tool_use" for b in content):
+            return False
+        first = content[0].get("type") if isinstance(content[0], dict) else None
+        return first not in ("thinking", "redacted_thinking")
+    return False
+
+
 # --------------------------------------------------------------------------- stream framing
 class AnthropicFramer(StreamFramer):
     """Named SSE events: message_start, content_block_*, one ping, message_delta, message_stop."""
@@ -135,6 +162,8 @@ class AnthropicFramer(StreamFramer):
                  params: dict[str, Any]) -> None:
         super().__init__(req, model, reply, prompt_tokens, params)
         self.msg_id = "msg_" + os.urandom(12).hex()
+        self.thinking = thinking_enabled(req.body)
+        self.block = 1 if self.thinking else 0  # index of the answer's content block
 
     def headers(self) -> dict[str, str]:
         return {"Content-Type": "text/event-stream; charset=utf-8", "Cache-Control": "no-cache",
@@ -150,8 +179,19 @@ class AnthropicFramer(StreamFramer):
             block: dict[str, Any] = {"type": "text", "text": ""}
         else:
             block = {"type": "tool_use", "id": "toolu_" + os.urandom(12).hex(), "name": tc.name, "input": {}}
-        return (_sse("message_start", {"type": "message_start", "message": message})
-                + _sse("content_block_start", {"type": "content_block_start", "index": 0, "content_block": block})
+        thinking = b""
+        if self.thinking:
+            thinking = (
+                _sse("content_block_start", {"type": "content_block_start", "index": 0,
+                                             "content_block": {"type": "thinking", "thinking": "", "signature": ""}})
+                + _sse("content_block_delta", {"type": "content_block_delta", "index": 0,
+                                               "delta": {"type": "thinking_delta", "thinking": THINKING_TEXT}})
+                + _sse("content_block_delta", {"type": "content_block_delta", "index": 0,
+                                               "delta": {"type": "signature_delta", "signature": "sig-emu"}})
+                + _sse("content_block_stop", {"type": "content_block_stop", "index": 0}))
+        return (_sse("message_start", {"type": "message_start", "message": message}) + thinking
+                + _sse("content_block_start", {"type": "content_block_start", "index": self.block,
+                                               "content_block": block})
                 + _sse("ping", {"type": "ping"}))
 
     def piece(self, piece: Piece, index: int) -> bytes:
@@ -159,13 +199,13 @@ class AnthropicFramer(StreamFramer):
             delta = {"type": "input_json_delta", "partial_json": piece.arguments}
         else:
             delta = {"type": "text_delta", "text": piece.text}
-        return _sse("content_block_delta", {"type": "content_block_delta", "index": 0, "delta": delta})
+        return _sse("content_block_delta", {"type": "content_block_delta", "index": self.block, "delta": delta})
 
     def finish(self, finish_reason: str, usage: Usage) -> bytes:
         delta: dict[str, Any] = {"stop_reason": STOP_REASONS.get(finish_reason, "end_turn"), "stop_sequence": None}
         if finish_reason == "content_filter":
             delta["stop_details"] = REFUSAL_DETAILS
-        return (_sse("content_block_stop", {"type": "content_block_stop", "index": 0})
+        return (_sse("content_block_stop", {"type": "content_block_stop", "index": self.block})
                 + _sse("message_delta", {"type": "message_delta", "delta": delta,
                                          "usage": {"output_tokens": usage.completion_tokens}}))
 
@@ -210,6 +250,8 @@ class AnthropicWire(Wire):
             req.error = "missing_messages"
         elif not isinstance(body.get("max_tokens"), int):
             req.error = "missing_max_tokens"
+        elif thinking_enabled(body) and _thinking_missing(body["messages"]):
+            req.error = "thinking_missing"
         return req
 
     def error(self, kind: str, model: str | None, params: dict[str, Any], **extra: Any) -> ErrorResponse:

@@ -61,6 +61,7 @@ def request_fields(record: Any) -> dict[str, Any]:
         "key": record.key_name,
         "route": record.route,
         "route_reason": record.route_reason,
+        "dialect": record.dialect,
         "stream": record.stream,
         "status": record.status,
         "latency_ms": round(record.latency * 1000, 1),

@@ -45,7 +45,8 @@ class Metrics:
     def __init__(self) -> None:
         self.registry = CollectorRegistry(auto_describe=True)
         r = self.registry
-        self.requests = Counter(REQUESTS_TOTAL, "Client requests by route and HTTP status.", ["route", "status"],
+        self.requests = Counter(REQUESTS_TOTAL, "Client requests by route, HTTP status and inbound dialect "
+                                "(chat_completions | anthropic_messages | responses).", ["route", "status", "dialect"],
                                 registry=r)
         self.attempts = Counter(UPSTREAM_ATTEMPTS_TOTAL, "Upstream attempts by outcome (ok or failure kind).",
                                 ["route", "model", "provider", "outcome"], registry=r)
@@ -101,9 +102,9 @@ class Metrics:
         return c
 
     def record_request(self, route: str, status: int, attempts: Sequence[Attempt], chain: Sequence[str],
-                       served: str | None) -> None:
+                       served: str | None, dialect: str = "chat_completions") -> None:
         child = self.child
-        child(self.requests, route, str(status)).inc()
+        child(self.requests, route, str(status), dialect).inc()
         prev: Attempt | None = None
         last = len(attempts) - 1
         for i, a in enumerate(attempts):

@@ -26,3 +26,4 @@ class RequestRecord:
     caller: dict[str, str] = field(default_factory=dict)  # caller attributes (jurisdiction, team, ...)
     error: str | None = None  # error code when status >= 400
     prompt_hash: str | None = None  # sha256 of the prompt, only when the opt-in is on
+    dialect: str = "chat_completions"  # inbound API: chat_completions | anthropic_messages | responses | embeddings

@@ -31,7 +31,7 @@ from typing import Any
 import orjson
 
 from gateway.errors import ErrorKind, UpstreamError
-from gateway.providers.base import Target, UpstreamRequest
+from gateway.providers.base import Target, UpstreamRequest, native_body
 from gateway.providers.common import excerpt, load_json, retry_after_seconds, skip_malformed
 from gateway.providers.sse import SSEEvent, SSEStreamDecoder
 
@@ -78,6 +78,14 @@ _CREDIT_TEXT = re.compile(r"credit balance is too low", re.IGNORECASE)
 _POLICY_TEXT = re.compile(r"blocked by content filtering policy", re.IGNORECASE)
 _MODEL_NOT_FOUND = re.compile(r"^\s*model:", re.IGNORECASE)
 
+# Content blocks OpenAI has no equivalent for (thinking, redacted_thinking, server tool use and results), relayed
+# only to clients that speak Anthropic themselves (the gateway's Anthropic dialect: a conversation with thinking
+# and tool use must send the thinking blocks back, signatures intact), as chunk deltas
+# ``{"x_anthropic": {"content_block": {...}}}`` and ``{"x_anthropic": {"delta": {...}}}`` (every delta of such a
+# block), and the exact stop as ``{"x_anthropic": {"stop": {"stop_reason", "stop_sequence"}}}``.
+NATIVE_DELTA = "x_anthropic"
+_TRANSLATED_BLOCKS = frozenset({"text", "tool_use"})
+
 _JSON_INSTRUCTION = "Give your answer to the user by calling this tool with the answer as its input."
 JSON_TOOL = "json_response"  # the forced tool that carries response_format (see the module docstring)
 
@@ -108,12 +116,19 @@ class AnthropicAdapter:
 
     # -- request -----------------------------------------------------------------------------------------
     def build_request(self, body: Mapping[str, Any], stream: bool) -> UpstreamRequest:
-        out = translate_request(body, self.target.upstream_model, self._default_max_tokens, self._native_json)
+        headers = self._stream_headers if stream else self._headers
+        native = native_body(body, "anthropic")
+        if native is not None:
+            out = passthrough_request(native, self.target.upstream_model, self._default_max_tokens, stream)
+            beta = getattr(body, "native_headers", {}).get("anthropic-beta")
+            if beta and "anthropic-beta" not in headers:  # configured provider headers win
+                headers = {**headers, "anthropic-beta": beta}
+        else:
+            out = translate_request(body, self.target.upstream_model, self._default_max_tokens,
+                                    self._native_json)
         if stream:
             out["stream"] = True
-        return UpstreamRequest(
-            "POST", self._url, self._stream_headers if stream else self._headers, orjson.dumps(out), stream
-        )
+        return UpstreamRequest("POST", self._url, headers, orjson.dumps(out), stream)
 
     # -- response ----------------------------------------------------------------------------------------
     def parse_response(self, body: bytes) -> dict[str, Any]:
@@ -165,7 +180,7 @@ class AnthropicAdapter:
     def stream_decoder(self, body: Mapping[str, Any]) -> AnthropicStreamDecoder:
         opts = body.get("stream_options")
         include_usage = bool(isinstance(opts, Mapping) and opts.get("include_usage"))
-        return AnthropicStreamDecoder(self, include_usage)
+        return AnthropicStreamDecoder(self, include_usage, native_body(body, "anthropic") is not None)
 
     # -- errors ------------------------------------------------------------------------------------------
     def classify_error(self, status: int, headers: Mapping[str, str], body: bytes) -> UpstreamError:
@@ -234,6 +249,22 @@ def map_usage(usage: Mapping[str, Any]) -> dict[str, Any]:
 
 
 # -- request translation -----------------------------------------------------------------------------------
+def passthrough_request(native: Mapping[str, Any], model: str, default_max_tokens: int,
+                        stream: bool = True) -> dict[str, Any]:
+    """A client's own Messages body (the gateway's Anthropic dialect) sent natively: every field kept as sent
+    (``cache_control``, ``thinking``, ``top_k``, server tools, fields added later), only ``model`` replaced by
+    this target's and ``stream`` set by the caller of ``build_request``.
+
+    ``thinking`` is kept for streams only: a stream relays thinking blocks (``NATIVE_DELTA``), a non-streaming
+    answer is parsed into the internal answer, which has no place for them, and a client that never saw its
+    thinking blocks could not send them back with a tool result (Anthropic answers 400)."""
+    out = {k: v for k, v in native.items() if k != "stream" and (stream or k != "thinking")}
+    out["model"] = model
+    if not isinstance(out.get("max_tokens"), int):
+        out["max_tokens"] = default_max_tokens
+    return out
+
+
 def translate_request(body: Mapping[str, Any], model: str, default_max_tokens: int,
                       native_json: bool = False) -> dict[str, Any]:
     """An OpenAI chat request -> an Anthropic Messages request body. ``body`` is not mutated. ``native_json``: a
@@ -499,11 +530,13 @@ class AnthropicStreamDecoder(SSEStreamDecoder):
     """
 
     __slots__ = ("_adapter", "_include_usage", "_id", "_model", "_created", "_usage", "_tools",
-                 "started", "finished", "done", "_json_block", "_calls")
+                 "started", "finished", "done", "_json_block", "_calls", "_native", "_relayed")
     INCOMPLETE = "upstream stream ended before it was complete (no message_stop)"
 
-    def __init__(self, adapter: AnthropicAdapter, include_usage: bool = False) -> None:
+    def __init__(self, adapter: AnthropicAdapter, include_usage: bool = False, native: bool = False) -> None:
         super().__init__()
+        self._native = native  # the client speaks Anthropic (the gateway's Anthropic dialect): relay thinking
+        self._relayed: set[Any] = set()  # indices of the blocks relayed as they are
         self._adapter = adapter
         self._include_usage = include_usage
         self._id = ""
@@ -585,6 +618,9 @@ class AnthropicStreamDecoder(SSEStreamDecoder):
             self._json_block = data.get("index", -1)
             if block.get("input"):
                 out.append(self._chunk({"content": _dumps(block["input"])}))
+        elif self._native and block.get("type") not in _TRANSLATED_BLOCKS:
+            self._relayed.add(data.get("index"))
+            out.append(self._chunk({NATIVE_DELTA: {"content_block": block}}))
         elif block.get("type") == "tool_use":
             k = len(self._tools)
             self._calls += 1
@@ -598,6 +634,8 @@ class AnthropicStreamDecoder(SSEStreamDecoder):
 
     def _on_block_delta(self, data: dict[str, Any]) -> list[dict[str, Any]]:
         delta = data.get("delta") or {}
+        if self._relayed and data.get("index") in self._relayed:
+            return [self._chunk({NATIVE_DELTA: {"delta": delta}})]
         dtype = delta.get("type")
         if dtype == "text_delta" and delta.get("text"):
             return [*self._start(), self._chunk({"content": delta["text"]})]
@@ -618,7 +656,11 @@ class AnthropicStreamDecoder(SSEStreamDecoder):
             return []
         self.finished = True
         finish = "stop" if self._json_block is not None and not self._calls else map_stop_reason(reason)
-        return [*self._start(), self._chunk({}, finish)]
+        delta = {}
+        if self._native:  # the exact stop reason and the stop sequence that matched, for the Anthropic dialect
+            delta[NATIVE_DELTA] = {"stop": {"stop_reason": reason,
+                                            "stop_sequence": (data.get("delta") or {}).get("stop_sequence")}}
+        return [*self._start(), self._chunk(delta, finish)]
 
     def _on_message_stop(self) -> list[dict[str, Any]]:
         out = [] if self.finished else [*self._start(), self._chunk({}, "stop")]  # tolerate a missing stop_reason

@@ -8,7 +8,7 @@ error classification (``classify_error``). The upstream client does the I/O; the
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -42,6 +42,38 @@ class UpstreamRequest:
     headers: Mapping[str, str] = field(repr=False)
     body: bytes = field(repr=False)
     stream: bool = False
+
+
+class NativeBody(dict):  # type: ignore[type-arg]
+    """The internal chat request (a plain dict for every adapter) that also carries the client's original body
+    in one vendor's own format (``native_kind``), so an adapter of that kind can send it as is: no lossy double
+    translation. An attribute, not a key: it cannot be set from any JSON body, and adapters that copy the dict
+    (``dict(body)``, ``{**body}``) drop it. Continuations build plain dicts, so they are translated."""
+
+    __slots__ = ("native", "native_headers", "native_kind", "untranslatable")
+
+    def __init__(self, body: Mapping[str, Any], native_kind: str, native: Mapping[str, Any],
+                 native_headers: Mapping[str, str] | None = None,
+                 untranslatable: Sequence[tuple[str, str]] = ()) -> None:
+        super().__init__(body)
+        self.native_kind = native_kind
+        self.native = native
+        self.native_headers = native_headers or {}  # vendor request headers that go with the native body
+        # (param, what) of the parts only ``native_kind`` models can take; other adapters refuse the request.
+        self.untranslatable = tuple(untranslatable)
+
+    def rebased(self, body: Mapping[str, Any], drop_native: Sequence[str] = ()) -> NativeBody:
+        """``body`` (a changed copy of this request) carrying this native original, less the ``drop_native``
+        fields."""
+        native = {k: v for k, v in self.native.items() if k not in drop_native}
+        return NativeBody(body, self.native_kind, native, self.native_headers, self.untranslatable)
+
+
+def native_body(body: Mapping[str, Any], kind: str) -> Mapping[str, Any] | None:
+    """The vendor-native original carried by ``body`` for adapters of ``kind``, else None."""
+    if isinstance(body, NativeBody) and body.native_kind == kind:
+        return body.native
+    return None
 
 
 class StreamDecoder(Protocol):

@@ -29,6 +29,7 @@ import orjson
 from gateway.errors import ConfigError, ErrorKind, UpstreamError
 from gateway.providers.base import Target, UpstreamRequest
 from gateway.providers.common import excerpt, kind_from_status, load_json, retry_after_seconds, skip_malformed
+from gateway.providers.common import refuse_untranslatable  # requests from an inbound dialect (gateway/api/dialects)
 
 SIGNING_NAME = "bedrock"
 EVENTSTREAM_CT = "application/vnd.amazon.eventstream"
@@ -126,6 +127,7 @@ class BedrockAdapter:
 
     # -- request -----------------------------------------------------------------------------------------
     def build_request(self, body: Mapping[str, Any], stream: bool) -> UpstreamRequest:
+        refuse_untranslatable(body)
         payload = orjson.dumps(translate_request(body))
         url = self._stream_url if stream else self._url
         headers = self._stream_headers if stream else self._headers

@@ -57,6 +57,19 @@ def kind_from_status(status: int) -> ErrorKind | None:
     return None
 
 
+def refuse_untranslatable(body: Mapping[str, Any]) -> None:
+    """For adapters of other kinds than the one a ``NativeBody`` came in: a request with parts only that kind
+    can take (an Anthropic server tool, a PDF, ...) is answered with a 400 naming the first of them, not sent
+    without them."""
+    notes = getattr(body, "untranslatable", ())
+    if notes:
+        param, what = notes[0]
+        kind = getattr(body, "native_kind", "")
+        raise UpstreamError(ErrorKind.BAD_REQUEST, f"{param}: {what} can only be served by {kind}-kind models, and "
+                            f"none of this route's could answer", status=400, code="unsupported_for_provider",
+                            param=param)
+
+
 # After this many undecodable stream events in a row a stream is treated as cut, not merely noisy.
 MAX_CONSECUTIVE_MALFORMED = 3
 

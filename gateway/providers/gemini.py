@@ -29,6 +29,7 @@ import orjson
 from gateway.errors import ErrorKind, UpstreamError
 from gateway.providers.base import Target, UpstreamRequest
 from gateway.providers.common import excerpt, kind_from_status, load_json, retry_after_seconds, skip_malformed
+from gateway.providers.common import refuse_untranslatable  # requests from an inbound dialect (gateway/api/dialects)
 from gateway.providers.sse import SSEStreamDecoder
 
 FINISH_REASONS = {
@@ -103,6 +104,7 @@ class GeminiAdapter:
 
     # -- request -----------------------------------------------------------------------------------------
     def build_request(self, body: Mapping[str, Any], stream: bool) -> UpstreamRequest:
+        refuse_untranslatable(body)
         out = translate_request(body)
         if stream:
             return UpstreamRequest("POST", self._stream_url, self._stream_headers, orjson.dumps(out), True)

@@ -18,6 +18,7 @@ import orjson
 from gateway.errors import ErrorKind, UpstreamError
 from gateway.providers.base import Target, UpstreamRequest
 from gateway.providers.common import excerpt, kind_from_status, load_json, retry_after_seconds, skip_malformed
+from gateway.providers.common import refuse_untranslatable  # requests from an inbound dialect (gateway/api/dialects)
 from gateway.providers.sse import SSEStreamDecoder
 
 # Context-length wording for servers that send no structured code (vLLM, llama.cpp); only consulted for a 400.
@@ -49,6 +50,7 @@ class OpenAIAdapter:
 
     # -- request -----------------------------------------------------------------------------------------
     def build_request(self, body: Mapping[str, Any], stream: bool) -> UpstreamRequest:
+        refuse_untranslatable(body)
         out = dict(body)
         out["model"] = self.target.upstream_model
         return UpstreamRequest(

@@ -22,6 +22,10 @@ def test_demo_shows_a_failover_and_metrics():
     text = out.stdout
     assert "fable-5=withdrawn,gpt-5=ok" in text
     assert "fable-5=skipped:withdrawn" in text
+    # One Anthropic-SDK request before the withdrawal (fable-5 serves) and one after (gpt-5, Anthropic format).
+    sdk = [line for line in text.splitlines() if "anthropic-sdk" in line]
+    assert len(sdk) == 2 and "served by fable-5" in sdk[0] and "attempts: fable-5=ok" in sdk[0]
+    assert "served by gpt-5" in sdk[1] and "stop_reason=end_turn" in sdk[1]
     assert 'gateway_failovers_total{from_model="fable-5",reason="withdrawn"' in text
     # Step 1b: "fix this code" and "review this code for security issues" on an injectable handler, model auto.
     step = text.split("== 1b.")[1].split("== 2.")[0]

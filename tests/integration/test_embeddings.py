@@ -83,7 +83,7 @@ def test_failover_between_same_dimension_models_skips_other_dimensions(emu, gw, 
     metrics = httpx.get(gw.url + "/metrics").text
     assert 'gateway_failovers_total{from_model="emb-small",reason="dimensions",route="embed",to_model="emb-b"} 1.0' \
         in metrics
-    assert 'gateway_requests_total{route="embed",status="200"} 1.0' in metrics
+    assert 'gateway_requests_total{dialect="embeddings",route="embed",status="200"} 1.0' in metrics
 
 
 def test_list_input_float_and_base64(emu, client):
@@ -228,8 +228,8 @@ def test_routing_errors(emu, gw, client, client_for):
     assert e.value.code == "wrong_endpoint" and "/v1/embeddings" in e.value.message
     assert httpx.get(gw.url + "/v1/embeddings", headers=AUTH).status_code == 405
     metrics = httpx.get(gw.url + "/metrics").text
-    assert 'gateway_requests_total{route="none",status="404"} 1.0' in metrics  # rejected before routing
-    assert 'gateway_requests_total{route="none",status="401"} 1.0' in metrics
+    assert 'gateway_requests_total{dialect="embeddings",route="none",status="404"} 1.0' in metrics  # rejected before routing
+    assert 'gateway_requests_total{dialect="embeddings",route="none",status="401"} 1.0' in metrics
 
 
 def test_all_models_unavailable_is_503_with_the_attempt_list(emu, client):
