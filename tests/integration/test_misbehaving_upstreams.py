@@ -113,6 +113,30 @@ def test_direct_non_streaming_mode_is_one_request(emu, make_gateway, client_for)
     assert emu.attempts("fable-5")[-1]["stream"] is False
 
 
+def test_a_stream_with_n_choices_ends_only_when_every_choice_finished(emu, make_gateway, client_for):
+    # Choice 0 finishes first (its own finish chunk) while choice 1 still has a word to send.
+    emu.set("fable-5", "healthy:words=6,token_delay=0.05")
+    gw = make_gateway(_cfg(emu))
+    chunks = list(client_for(gw).chat.completions.create(model="security", messages=MSG, stream=True, n=2))
+    text = {0: "", 1: ""}
+    finish = {}
+    for c in chunks:
+        for ch in c.choices:
+            text[ch.index] += ch.delta.content or ""
+            if ch.finish_reason:
+                finish[ch.index] = ch.finish_reason
+    assert text == {0: "w1 w2 w3 w4 w5 w6", 1: "w1 w2 w3 w4 w5 w6 more"} and finish == {0: "stop", 1: "stop"}
+
+
+def test_a_cut_stream_with_n_choices_is_not_continued(emu, make_gateway):
+    # The continuation prefill can carry one choice's text only: the others would be spliced.
+    emu.set("fable-5", "stream_cut:after=3,words=12")
+    gw = make_gateway(_cfg(emu))
+    r, body = _raw_stream(gw, n=2)
+    assert "[DONE]" not in body and '"stream_interrupted"' in body
+    assert emu.attempts("gpt-5") == []
+
+
 # -- continuations never splice ---------------------------------------------------------------------------------
 @pytest.mark.parametrize("cut", ["stream_cut:after=4,words=12", "stream_stall:after=4,delay=10,words=12"])
 @pytest.mark.parametrize("fallback", ["restart_on_continue:words=12", "repeat_tail:words=12"])
