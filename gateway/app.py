@@ -25,6 +25,7 @@ from gateway.admin.reload import ConfigReloader
 from gateway.admin.status import build_status_router
 from gateway.api import embeddings as embeddings_api
 from gateway.api import models as models_api
+from gateway.api import openapi
 from gateway.api.asgi import send_error
 from gateway.api.chat import ChatEndpoint, authenticate
 from gateway.api.dialects.endpoint import dialect_routes
@@ -38,7 +39,7 @@ from gateway.failover.engine import FailoverEngine
 from gateway.failover.state import MemoryStateStore
 from gateway.failover.withdrawals import WithdrawalDB, Withdrawals
 from gateway.observability.metrics import Metrics
-from gateway.runtime import Runtime, build_runtime
+from gateway.runtime import Runtime, build_runtime, changed_upstreams
 from gateway.upstream import UpstreamClient
 
 log = logging.getLogger("gateway")
@@ -98,6 +99,10 @@ class Gateway:
         self.continuity.log.lifecycle(event, **fields)
 
     def swap(self, runtime: Runtime) -> None:
+        for model in changed_upstreams(self.runtime, runtime):  # e.g. a rotated key: a fresh verdict is due
+            if self.state.describe(model)["state"] != "ok":
+                log.warning("config reload: %s has a new upstream (key, URL or model id); its state is cleared", model)
+            self.state.reinstate(model)
         self._apply_state_config(runtime)
         self.runtime = runtime
         self.continuity.on_reload(runtime)
@@ -281,6 +286,7 @@ def build_api(gw: Gateway) -> FastAPI:
 
     app.include_router(embeddings_api.build_router(gw))  # POST /v1/embeddings
 
+    openapi.install(app)  # the pure-ASGI endpoints (chat completions) appear in /openapi.json too
     return app
 
 

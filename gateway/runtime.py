@@ -103,6 +103,7 @@ def build_runtime(config: GatewayConfig, source_text: str | bytes = b"") -> Runt
             api_key=p.api_key,
             headers=dict(p.headers),
             options=options,
+            timeouts=p.timeouts.model_dump(exclude_unset=True) if p.timeouts is not None else {},
             dimensions=m.dimensions,
         )
         targets[name] = target
@@ -142,6 +143,16 @@ def build_runtime(config: GatewayConfig, source_text: str | bytes = b"") -> Runt
                    embedders=embedders,
                    anonymous=anonymous, admin_keys=admin_keys, classifier=classifier,
                    secrets=tuple(sorted((x for x in secrets if len(x) >= 4), key=len, reverse=True)))
+
+
+def changed_upstreams(old: Runtime, new: Runtime) -> list[str]:
+    """Models kept by a reload whose upstream changed: another key, header, URL, vendor model id or provider.
+    What the old upstream said about them (access denied, withdrawn, a breaker) no longer applies."""
+    def identity(t: Target) -> tuple[Any, ...]:
+        return (t.provider, t.kind, t.base_url, t.upstream_model, t.api_key, dict(t.headers), dict(t.options))
+
+    return sorted(name for name, t in new.targets.items()
+                  if name in old.targets and identity(old.targets[name]) != identity(t))
 
 
 def _classifier(config: GatewayConfig) -> Any:

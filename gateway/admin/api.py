@@ -147,9 +147,21 @@ def build_admin_router(gw: Gateway) -> APIRouter:
                         key: str = Depends(admin)) -> dict[str, Any]:
         check_target(target)
         e = gw.withdrawals.remove("withdrawal", target, name)
-        if e is None:
-            raise GatewayError(404, f"no withdrawal of {target} {name!r}", param="name", code="not_withdrawn")
         models = gw.withdrawals.matching(target, name)
+        if e is None:
+            # No operator withdrawal, but an upstream verdict (access_denied, withdrawn, breaker) may be what
+            # the operator sees in /admin/state: reinstating clears it rather than answering 404.
+            marked = [m for m in models if gw.state.describe(m)["state"] != "ok"]
+            if not marked:
+                raise GatewayError(404, f"no withdrawal of {target} {name!r} and no model of it marked unavailable",
+                                   param="name", code="not_withdrawn")
+            for m in marked:
+                gw.state.reinstate(m)
+            log.warning("REINSTATED %s %s: cleared upstream state of %s by %s (admin key %s)", target, name,
+                        ", ".join(marked), actor or key, key)
+            gw.lifecycle("reinstatement", target=target, name=name, models=marked, actor=actor or key,
+                         admin_key_name=key, cleared="upstream_state")
+            return {"reinstated": None, "cleared": marked, "models": models}
         for m in models:
             gw.state.reinstate(m)
         if gw.withdrawals_db is not None:

@@ -4,6 +4,8 @@ A reload reads the file once, validates it fully and builds a new ``Runtime`` of
 it whole (``Gateway.swap``). Requests in flight keep the snapshot they started with. An invalid file is
 rejected: the running config stays, the error (with its dotted path) is logged, counted in
 ``gateway_config_reloads_total{result="error"}`` and shown in ``/admin/state``. Reloads are serialised.
+Reloads fail closed: a valid file that would turn client authentication off or remove every admin key is
+rejected the same way unless it says so explicitly (``auth: {enabled: false}`` / ``auth: {admin: false}``).
 """
 
 from __future__ import annotations
@@ -53,6 +55,21 @@ def _build(path: Path) -> Runtime:
         raise ConfigError([f"{path}: cannot build the runtime: {type(e).__name__}: {e}"]) from None
 
 
+def fails_open(old: Runtime, new: Runtime, path: str) -> list[str]:
+    """Why a reload from ``old`` to ``new`` would open the gateway without the new file saying so: no client keys
+    where there were some (authentication off), or no admin keys where there were some (no kill switch in an
+    incident). A truncated or half-written file produces exactly that; the explicit opt-outs are
+    ``auth: {enabled: false}`` and ``auth: {admin: false}``."""
+    errors = []
+    if old.keys is not None and new.keys is None and new.config.auth.enabled:
+        errors.append(f"{path}: keys: this reload would turn client authentication off (the running config has "
+                      f"{len(old.keys)} key(s)); if that is intended, say so with `auth: {{enabled: false}}`")
+    if old.admin_keys and not new.admin_keys and new.config.auth.admin:
+        errors.append(f"{path}: admin_keys: this reload would remove every admin key (the running config has "
+                      f"{len(old.admin_keys)}); if that is intended, say so with `auth: {{admin: false}}`")
+    return errors
+
+
 class ConfigReloader:
     def __init__(self, gw: Gateway) -> None:
         self.gw = gw
@@ -71,6 +88,9 @@ class ConfigReloader:
             old = gw.runtime
             try:
                 runtime = await asyncio.to_thread(_build, Path(gw.config_path))
+                refused = fails_open(old, runtime, str(gw.config_path))
+                if refused:
+                    raise ConfigError(refused)
             except ConfigError as e:
                 res = ReloadResult("error", trigger, time.time(), old.version, list(e.errors))
                 self.counts["error"] += 1

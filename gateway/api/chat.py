@@ -135,7 +135,7 @@ class ChatEndpoint:
             except orjson.JSONDecodeError as e:
                 raise GatewayError(400, f"We could not parse the JSON body of your request: {e}",
                                    code="invalid_json") from None
-            validate_chat(body)
+            validate_chat(body, raw)
             wrap = scope.get("gateway.wrap_body")  # an inbound dialect's native original (gateway/api/dialects)
             if wrap is not None:
                 body = wrap(body)

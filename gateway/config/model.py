@@ -387,6 +387,15 @@ class PolicyConfig(_Strict):
         return v
 
 
+class AuthConfig(_Strict):
+    """Authentication turned off *on purpose*. A reload that would leave no client keys (or no admin keys) while
+    the running config has some is rejected unless the new file says so here: a truncated or half-written file
+    must not open the gateway (gateway/admin/reload.py)."""
+
+    enabled: bool = True  # false: no client authentication (then ``keys`` must be absent)
+    admin: bool = True  # false: no admin API (then ``admin_keys`` must be empty)
+
+
 class ReloadConfig(_Strict):
     watch: bool = True  # reload when the config file changes
     debounce: Duration = 0.3
@@ -426,6 +435,7 @@ class GatewayConfig(_Strict):
     failover: FailoverConfig = FailoverConfig()
     keys: list[KeyConfig] | None = None
     admin_keys: list[AdminKeyConfig] = Field(default_factory=list)
+    auth: AuthConfig = AuthConfig()
     policies: list[PolicyConfig] = Field(default_factory=list)
     limits: Limits = Limits()
     # Where operator withdrawals (SQLite, ``withdrawals.sqlite``) live. Relative paths are relative to the config

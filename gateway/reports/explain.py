@@ -99,10 +99,11 @@ def explain(runtime: Runtime, request: Mapping[str, Any], *, key_name: str | Non
         i = int(reason.split(":")[1])
         why = f"match rule {i} of the route ({choice.route.patterns[i].pattern!r}) hit the last user message"
     if choice.verdict is not None:
-        from gateway.routing.classify import request_text
+        from gateway.routing.classify.text import request_parts
 
         v = choice.verdict
-        out["classifier"] = runtime.classifier.explain(request_text(messages))
+        user, system = request_parts(messages)
+        out["classifier"] = runtime.classifier.explain(user, system=system)
         why = (f"no match rule hit; the task classifier ({v.engine}) placed it: score {v.score:.3f} >= threshold "
                f"{v.threshold:.2f}" if v.route is not None else
                f"no match rule hit and the task classifier ({v.engine}) placed it on no route ("
