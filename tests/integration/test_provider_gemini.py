@@ -165,3 +165,11 @@ def test_json_schema_is_enforced_by_the_response_schema(emu, make_gateway, clien
     assert resp.model == GEM and json.loads(resp.choices[0].message.content) == {"severity": "example", "score": 1}
     sent = emu.attempts(GEM)[-1]["request"]["generationConfig"]
     assert sent["responseMimeType"] == "application/json" and sent["responseSchema"]["required"] == ["severity", "score"]
+
+
+def test_n_candidates_are_n_choices(emu, make_gateway, client_for):
+    client = client_for(make_gateway(config(emu.url)))
+    resp = client.chat.completions.create(model="gemini-first", messages=[{"role": "user", "content": "Hi"}], n=2)
+    assert resp.model == GEM and [c.index for c in resp.choices] == [0, 1]
+    assert resp.choices[0].message.content == resp.choices[1].message.content != ""
+    assert emu.attempts(GEM)[-1]["request"]["generationConfig"]["candidateCount"] == 2
