@@ -128,7 +128,7 @@ class ChatEndpoint:
         try:
             caller = authenticate(scope, runtime)
             if caller.rate_limit is not None:
-                gw.limiter.check(caller.name or "", caller.rate_limit)
+                await gw.limiter.acheck(caller.name or "", caller.rate_limit)
             raw = await read_body(receive, runtime.config.limits.max_body_bytes, header(scope, b"content-length"))
             try:
                 body = orjson.loads(raw)
