@@ -51,6 +51,16 @@ def wait(url: str, timeout: float = 20) -> None:
     raise SystemExit(f"bench: {url} did not come up")
 
 
+def stop_processes(*procs: subprocess.Popen) -> None:
+    """SIGTERM each, then SIGKILL what has not exited within 10 s."""
+    for p in procs:
+        p.terminate()
+        try:
+            p.wait(10)
+        except subprocess.TimeoutExpired:
+            p.kill()
+
+
 def cpu_seconds(pid: int) -> float:
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     ticks = os.sysconf("SC_CLK_TCK")
@@ -218,12 +228,7 @@ failover: {{non_streaming: {args.non_streaming}}}
         metrics = urllib.request.urlopen(gw_url + "/metrics").read().decode()
         failovers = sum(float(x.split()[-1]) for x in metrics.splitlines() if x.startswith("gateway_failovers_total"))
     finally:
-        for p in (gw, emu):
-            p.terminate()
-            try:
-                p.wait(10)
-            except subprocess.TimeoutExpired:
-                p.kill()
+        stop_processes(gw, emu)
         if redis is not None:
             redis.stop()
 

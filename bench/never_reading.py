@@ -24,7 +24,7 @@ import urllib.request
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench import free_port, rss_mb, wait  # noqa: E402
+from bench import free_port, rss_mb, stop_processes, wait  # noqa: E402
 
 KEY = "bench-key"
 
@@ -135,12 +135,7 @@ state_dir: {tmp}/state
         results.append(f"after they reset: {args.after} requests to another model of the same provider in "
                        f"{time.monotonic() - t0:.2f}s: {', '.join(statuses)}")
     finally:
-        for p in (gw, emu):
-            p.terminate()
-            try:
-                p.wait(10)
-            except subprocess.TimeoutExpired:
-                p.kill()
+        stop_processes(gw, emu)
     print("\n".join(results))
     return 0
 
