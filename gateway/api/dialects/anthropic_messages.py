@@ -216,7 +216,7 @@ def _assistant(content: list[Any], path: str, out: list[dict[str, Any]]) -> None
             expect(args, dict, f"{p}.input", "an object")
             calls.append({"id": expect(block.get("id"), str, f"{p}.id", "a string"), "type": "function",
                           "function": {"name": expect(block.get("name"), str, f"{p}.name", "a string"),
-                                       "arguments": dumps(args)}})
+                                       "arguments": dumps(args, f"{p}.input")}})
         # Earlier turns' thinking and server tool blocks (web search calls and results, ...) are left out: the
         # assistant's own text says what it made of them, and the conversation can still move to another model.
     msg: dict[str, Any] = {"role": "assistant", "content": "".join(texts) if texts or not calls else None}

@@ -27,6 +27,7 @@ import orjson
 
 from gateway.api.asgi import JSON_CT, Headers, header, read_body, send_bytes
 from gateway.api.dialects import anthropic_messages, responses
+from gateway.api.dialects.common import forwardable
 from gateway.api.dialects.response_store import ResponseStore
 from gateway.errors import GatewayError
 from gateway.observability.record import RequestRecord
@@ -262,6 +263,7 @@ class DialectEndpoint:
                 raise GatewayError(400, f"We could not parse the JSON body of your request: {e}",
                                    code="invalid_json") from None
             internal, notes = d.translate(original)
+            payload = forwardable(internal, original, d.native_kind is not None)
         except GatewayError as e:
             gw = self.gw
             gw.metrics.requests.labels("none", str(e.status), d.name).inc()
@@ -288,7 +290,7 @@ class DialectEndpoint:
             nonlocal replayed
             if not replayed:
                 replayed = True
-                return {"type": "http.request", "body": orjson.dumps(internal), "more_body": False}
+                return {"type": "http.request", "body": payload, "more_body": False}
             return await receive()
 
         out = _Translating(d, original, internal, send)
@@ -339,7 +341,9 @@ def count_tokens_endpoint(gw: Gateway, authenticate: Callable[[dict[str, Any], A
             except orjson.JSONDecodeError as e:
                 raise GatewayError(400, f"We could not parse the JSON body of your request: {e}",
                                    code="invalid_json") from None
-            result = anthropic_messages.count_tokens(anthropic_messages.to_internal(body, count_only=True))
+            internal = anthropic_messages.to_internal(body, count_only=True)
+            forwardable(internal, body, False)  # the estimate writes parts of it as JSON
+            result = anthropic_messages.count_tokens(internal)
         except GatewayError as e:
             await send_bytes(send, e.status, dialect.error(e.status, e.body()["error"], None), [JSON_CT])
             return
