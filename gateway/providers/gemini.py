@@ -416,7 +416,7 @@ def _sanitize(schema: Any, defs: Mapping[str, Any], depth: int) -> dict[str, Any
     if not isinstance(schema, Mapping) or depth > _MAX_SCHEMA_DEPTH:
         return {}
     ref = schema.get("$ref")
-    if isinstance(ref, str) and ref in defs:
+    if isinstance(ref, str) and isinstance(defs.get(ref), Mapping):
         merged = {**defs[ref], **{k: v for k, v in schema.items() if k != "$ref"}}
         return _sanitize(merged, defs, depth + 1)
     out: dict[str, Any] = {}
@@ -426,7 +426,7 @@ def _sanitize(schema: Any, defs: Mapping[str, Any], depth: int) -> dict[str, Any
             types = value if isinstance(value, list) else [value]
             real = [t for t in types if t != "null"]
             nullable = nullable or len(real) < len(types)
-            if real and real[0] in _SCHEMA_TYPES:
+            if real and isinstance(real[0], str) and real[0] in _SCHEMA_TYPES:  # any JSON may come: no 500
                 out["type"] = str(real[0]).upper()
         elif key == "const":
             out["enum"] = [str(value)]
@@ -464,7 +464,7 @@ def _sanitize(schema: Any, defs: Mapping[str, Any], depth: int) -> dict[str, Any
     if nullable:
         out["nullable"] = True
     if isinstance(out.get("required"), list) and isinstance(out.get("properties"), dict):
-        out["required"] = [r for r in out["required"] if r in out["properties"]]
+        out["required"] = [r for r in out["required"] if isinstance(r, str) and r in out["properties"]]
     return out
 
 

@@ -20,6 +20,12 @@ def gw(emulator, tmp_path_factory):
         yield g
 
 
+@pytest.fixture(scope="module")
+def http(gw):
+    with httpx.Client(base_url=gw.url, headers=HEADERS, timeout=15) as c:
+        yield c
+
+
 def _deep(levels: int) -> str:
     return '{"a":' * levels + "1" + "}" * levels
 
@@ -62,13 +68,34 @@ DEEP_CASES = {
 
 
 @pytest.mark.parametrize("case", list(DEEP_CASES))
-def test_json_nested_too_deeply_to_forward_is_a_400_naming_the_field(emu, gw, case):
+def test_json_nested_too_deeply_to_forward_is_a_400_naming_the_field(emu, http, case):
     """orjson reads 1024 levels but writes only 254: a body between the two must not reach an adapter."""
     path, template, field = DEEP_CASES[case]
     for route in KINDS:
         for levels in (300, 1000):
-            r = httpx.post(gw.url + path, content=template % {"route": route, "deep": _deep(levels)},
-                           headers=HEADERS, timeout=15)
+            r = http.post(path, content=template % {"route": route, "deep": _deep(levels)})
             message = _anthropic_error(r) if path.startswith("/v1/messages") else _openai_error(r)["message"]
             assert field in message and "nested" in message, (route, message)
     assert emu.attempts() == []  # refused at the edge: no upstream saw it
+
+
+# JSON Schemas no vendor would accept, each still a JSON object: the gateway forwards or refuses them, never 500s.
+ODD_SCHEMAS = [{"type": {"x": 1}}, {"type": [["string"]]}, {"type": "object", "properties": {"a": {"type": {"b": 1}}}},
+               {"$defs": {"P": [1]}, "$ref": "#/$defs/P"}, {"properties": [1, 2]}, {"items": [{"type": []}]}]
+
+
+@pytest.mark.parametrize("schema", ODD_SCHEMAS, ids=[str(i) for i in range(len(ODD_SCHEMAS))])
+def test_odd_json_schemas_never_make_a_500(emu, http, schema):
+    for route in KINDS:
+        bodies = [
+            ("/v1/messages", {"model": route, "max_tokens": 20, "messages": [{"role": "user", "content": "hi"}],
+                              "tools": [{"name": "f", "input_schema": schema}]}),
+            ("/v1/responses", {"model": route, "input": "hi", "tools": [{"type": "function", "name": "f",
+                                                                         "parameters": schema}]}),
+            ("/v1/responses", {"model": route, "input": "hi",
+                               "text": {"format": {"type": "json_schema", "name": "n", "schema": schema}}}),
+        ]
+        for path, body in bodies:
+            for stream in (False, True):
+                r = http.post(path, json={**body, "stream": stream})
+                assert r.status_code < 500, (route, path, stream, r.text)
