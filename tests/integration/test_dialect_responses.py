@@ -132,14 +132,28 @@ def test_cut_stream_is_continued_or_fails_with_response_failed(emu, gw):
         final = s.get_final_response()
     assert final.output_text == " ".join(f"w{i}" for i in range(1, 13))
     emu.set("gpt-5", "stream_cut:after=2")
-    events = list(client(gw).responses.create(model="openai-first", input="count", stream=True))
-    types = [e.type for e in events]
+    r = httpx.post(gw.url + "/v1/responses", json={"model": "openai-first", "input": "count", "stream": True},
+                   headers={"authorization": f"Bearer {GATEWAY_KEY}"})
+    events = [json.loads(line[6:]) for line in r.text.splitlines() if line.startswith("data: ")]
+    types = [e["type"] for e in events]
     assert "response.completed" not in types and types[-2:] == ["error", "response.failed"]
-    assert events[-2].code == "server_error"
-    failed = events[-1].response
-    assert failed.status == "failed" and failed.error.code == "server_error"
-    assert "failed after it started" in failed.error.message
-    assert failed.output[0].status == "incomplete"
+    assert events[-2]["code"] == "server_error" and events[-2]["error"]["code"] == "server_error"
+    failed = events[-1]["response"]
+    assert failed["status"] == "failed" and failed["error"]["code"] == "server_error"
+    assert "failed after it started" in failed["error"]["message"]
+    assert failed["output"][0]["status"] == "incomplete"
+    # The SDK raises on the error event, iterating raw events or through the stream helper: never a clean end,
+    # never a RuntimeError that no `except openai.APIError` sees.
+    seen = []
+    with pytest.raises(openai.APIError) as raw:
+        for event in client(gw).responses.create(model="openai-first", input="count", stream=True):
+            seen.append(event.type)
+    assert raw.value.code == "server_error" and "failed after it started" in raw.value.message
+    assert "response.output_text.delta" in seen and "response.completed" not in seen
+    with pytest.raises(openai.APIError) as helper, client(gw).responses.stream(model="openai-first",
+                                                                              input="count") as s:
+        s.get_final_response()
+    assert helper.value.code == "server_error"
 
 
 def test_stored_responses_continue_by_previous_response_id_and_item_reference(emu, gw):

@@ -19,7 +19,8 @@ field, ``input[3].call_id``):
 Answer -> Responses: ``from_completion`` (a ``response`` object), ``StreamTranslator`` (the event sequence the
 openai SDKs' stream accumulators require), errors stay in OpenAI's envelope. A stream that cannot complete
 ends with ``error`` then ``response.failed`` (``error.code: server_error``, which clients treat as retryable),
-never ``response.completed``.
+never ``response.completed``; the ``error`` event also carries the nested ``error`` object, so openai-python and
+openai-node raise ``APIError`` on it while iterating (as they do for OpenAI's own mid-stream errors).
 """
 
 from __future__ import annotations
@@ -448,7 +449,12 @@ class StreamTranslator:
             self.current["status"] = "incomplete"
             self.items.append(self.current)
             self.current = None
-        out.append(self._ev("error", code=code, message=message, param=None))
+        # Both shapes of the ``error`` event: the documented one (code/message/param on the event) and the nested
+        # ``error`` object OpenAI's servers send, the one openai-python and openai-node raise ``APIError`` on, so a
+        # cut stream is an exception in the client, not a quietly shorter list of events.
+        out.append(self._ev("error", code=code, message=message, param=None, error={
+            "type": "server_error" if code == "server_error" else "invalid_request_error", "code": code,
+            "message": message, "param": None}))
         self.response.update(status="failed", error={"code": code, "message": message}, output=self.items,
                              usage=usage(self.usage) if self.usage else None)
         out.append(self._ev("response.failed", response=self.response))
