@@ -3,6 +3,7 @@ a function-call round trip, ``text.format`` json_schema, failover, cut streams, 
 
 from __future__ import annotations
 
+import hashlib
 import json
 
 import httpx
@@ -219,3 +220,23 @@ def test_the_store_can_be_turned_off(emu, make_gateway):
     with pytest.raises(openai.BadRequestError) as e:
         c.responses.create(model="openai-first", input="more", previous_response_id=first.id)
     assert e.value.body["param"] == "previous_response_id"
+
+
+def test_stored_responses_belong_to_the_key_that_made_them(emu, make_gateway):
+    """Response ids are the gateway's request ids (a counter anyone can see in their own ids): another key must
+    not continue, or read through ``item_reference``, a conversation it did not have."""
+    other_key = "gw-other-team-key-0123456789"
+    cfg = dialect_config(emu.url)
+    cfg["keys"] = [*cfg["keys"], {"name": "other-team", "sha256": hashlib.sha256(other_key.encode()).hexdigest()}]
+    gw = make_gateway(cfg)
+    mine = client(gw).responses.create(model="openai-first", input="our incident notes: host db-7 is compromised")
+    theirs = client(gw, api_key=other_key)
+    with pytest.raises(openai.BadRequestError) as prev:
+        theirs.responses.create(model="openai-first", input="what did they say?", previous_response_id=mine.id)
+    assert prev.value.body["param"] == "previous_response_id" and "not found" in prev.value.body["message"]
+    with pytest.raises(openai.BadRequestError) as ref:
+        theirs.responses.create(model="openai-first", input=[{"type": "item_reference", "id": mine.output[0].id}])
+    assert ref.value.body["param"] == "input[0].id"
+    assert not any("db-7" in json.dumps(a["request"]) for a in emu.attempts()[1:])  # nothing of it went upstream
+    again = client(gw).responses.create(model="openai-first", input="and then?", previous_response_id=mine.id)
+    assert again.output_text.endswith("You said: and then?")  # the owner still continues it

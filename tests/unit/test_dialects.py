@@ -432,6 +432,18 @@ def test_previous_response_and_item_reference_resolve_from_the_store():
     assert ref["messages"] == [USER, {"role": "assistant", "content": "hello"}, {"role": "user", "content": "and?"}]
 
 
+def test_stored_answers_are_seen_only_by_the_caller_that_stored_them():
+    store = ResponseStore(Clock())
+    store.put("r1", [USER], [{"type": "message", "id": "i1"}], "team-a")
+    assert store.conversation("r1", "team-a") == (USER,) and store.item("i1", "team-a") is not None
+    assert store.conversation("r1", "team-b") is None and store.item("i1", "team-b") is None
+    assert store.conversation("r1") is None  # not even without authentication
+    with pytest.raises(GatewayError) as e:
+        rs.to_internal({"input": "x", "previous_response_id": "r1"}, store.view("team-b"))
+    assert e.value.param == "previous_response_id"
+    assert rs.to_internal({"input": "x", "previous_response_id": "r1"}, store.view("team-a"))["messages"][0] == USER
+
+
 def test_store_is_bounded_by_count_size_and_time():
     clock = Clock()
     store = ResponseStore(clock, max_responses=2, max_chars=200, ttl=10)
@@ -530,7 +542,7 @@ def test_a_translator_failure_mid_stream_still_ends_with_the_dialects_error_even
             raise RuntimeError("bug")
 
     class Dialect(AnthropicDialect):
-        def stream(self, rid, request, internal):
+        def stream(self, rid, request, internal, owner=None):
             return Broken("msg_" + rid)
 
     sent: list[dict] = []

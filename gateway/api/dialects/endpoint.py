@@ -48,17 +48,19 @@ class _Dialect:
     native_kind: str | None = None
     id_header: bytes | None = None  # the vendor's own request-id header, set to the gateway's request id
 
-    def translate(self, body: Any) -> tuple[dict[str, Any], list[tuple[str, str]]]:
-        """The internal request, and the parts only ``native_kind`` models can take (param, what)."""
+    def translate(self, body: Any, owner: str | None = None) -> tuple[dict[str, Any], list[tuple[str, str]]]:
+        """The internal request, and the parts only ``native_kind`` models can take (param, what). ``owner``:
+        the caller's key name (what a stateful dialect keeps per caller)."""
         raise NotImplementedError
 
     def error(self, status: int, err: dict[str, Any] | None, rid: str | None) -> bytes:
         raise NotImplementedError
 
-    def answer(self, result: dict[str, Any], rid: str, request: Any, internal: dict[str, Any]) -> bytes:
+    def answer(self, result: dict[str, Any], rid: str, request: Any, internal: dict[str, Any],
+               owner: str | None = None) -> bytes:
         raise NotImplementedError
 
-    def stream(self, rid: str, request: Any, internal: dict[str, Any]) -> Any:
+    def stream(self, rid: str, request: Any, internal: dict[str, Any], owner: str | None = None) -> Any:
         raise NotImplementedError
 
 
@@ -67,7 +69,7 @@ class AnthropicDialect(_Dialect):
     native_kind = "anthropic"
     id_header = b"request-id"  # what the anthropic SDK reads as ``_request_id``
 
-    def translate(self, body: Any) -> tuple[dict[str, Any], list[tuple[str, str]]]:
+    def translate(self, body: Any, owner: str | None = None) -> tuple[dict[str, Any], list[tuple[str, str]]]:
         notes: list[anthropic_messages.Untranslatable] = []
         return anthropic_messages.to_internal(body, notes=notes), list(notes)
 
@@ -77,10 +79,11 @@ class AnthropicDialect(_Dialect):
                    "'Authorization: Bearer <gateway key>'."}
         return orjson.dumps(anthropic_messages.error_body(status, err, rid))
 
-    def answer(self, result: dict[str, Any], rid: str, request: Any, internal: dict[str, Any]) -> bytes:
+    def answer(self, result: dict[str, Any], rid: str, request: Any, internal: dict[str, Any],
+               owner: str | None = None) -> bytes:
         return orjson.dumps(anthropic_messages.from_completion(result, "msg_" + rid))
 
-    def stream(self, rid: str, request: Any, internal: dict[str, Any]) -> Any:
+    def stream(self, rid: str, request: Any, internal: dict[str, Any], owner: str | None = None) -> Any:
         return anthropic_messages.StreamTranslator("msg_" + rid)
 
 
@@ -90,13 +93,14 @@ class ResponsesDialect(_Dialect):
     def __init__(self, store: ResponseStore) -> None:
         self.store = store
 
-    def translate(self, body: Any) -> tuple[dict[str, Any], list[tuple[str, str]]]:
-        return responses.to_internal(body, self.store), []
+    def translate(self, body: Any, owner: str | None = None) -> tuple[dict[str, Any], list[tuple[str, str]]]:
+        return responses.to_internal(body, self.store.view(owner)), []
 
-    def _keep(self, resp_id: str, request: Any, internal: dict[str, Any], items: list[dict[str, Any]]) -> None:
+    def _keep(self, resp_id: str, request: Any, internal: dict[str, Any], items: list[dict[str, Any]],
+              owner: str | None) -> None:
         if request["store"]:
             self.store.put(resp_id, [*responses.history(request, internal), *responses.output_messages(items)],
-                           items)
+                           items, owner)
 
     def _request(self, request: Any) -> dict[str, Any]:
         """The request as the answer echoes it: ``store`` says whether the answer will be kept."""
@@ -106,17 +110,18 @@ class ResponsesDialect(_Dialect):
         return orjson.dumps({"error": err or {"message": f"HTTP {status}", "type": "server_error", "param": None,
                                               "code": None}})
 
-    def answer(self, result: dict[str, Any], rid: str, request: Any, internal: dict[str, Any]) -> bytes:
+    def answer(self, result: dict[str, Any], rid: str, request: Any, internal: dict[str, Any],
+               owner: str | None = None) -> bytes:
         request = self._request(request)
         out = responses.from_completion(result, "resp_" + rid, request)
-        self._keep(out["id"], request, internal, out["output"])
+        self._keep(out["id"], request, internal, out["output"], owner)
         return orjson.dumps(out)
 
-    def stream(self, rid: str, request: Any, internal: dict[str, Any]) -> Any:
+    def stream(self, rid: str, request: Any, internal: dict[str, Any], owner: str | None = None) -> Any:
         resp_id = "resp_" + rid
         request = self._request(request)
         return responses.StreamTranslator(resp_id, request,
-                                          lambda items: self._keep(resp_id, request, internal, items))
+                                          lambda items: self._keep(resp_id, request, internal, items, owner))
 
 
 def _request_id(headers: Headers) -> str:
@@ -138,8 +143,10 @@ def _error_object(raw: bytes) -> dict[str, Any] | None:
 class _Translating:
     """The ``send`` given to the chat endpoint: translates its answer into the dialect on the way out."""
 
-    def __init__(self, dialect: _Dialect, request: Any, internal: dict[str, Any], send: Any) -> None:
+    def __init__(self, dialect: _Dialect, request: Any, internal: dict[str, Any], send: Any,
+                 owner: str | None = None) -> None:
         self.dialect = dialect
+        self.owner = owner
         self.request = request
         self.internal = internal
         self.send = send
@@ -162,7 +169,7 @@ class _Translating:
                 headers.append((self.dialect.id_header, self.rid.encode()))
             self.sse = any(k == b"content-type" and v.startswith(b"text/event-stream") for k, v in headers)
             if self.sse:
-                self.stream = self.dialect.stream(self.rid, self.request, self.internal)
+                self.stream = self.dialect.stream(self.rid, self.request, self.internal, self.owner)
                 await self.send({**message, "headers": [(k, v) for k, v in headers if k != b"content-length"]})
             else:
                 self.headers = [(k, v) for k, v in headers if k not in _HOP]
@@ -195,7 +202,7 @@ class _Translating:
         else:
             try:
                 result = orjson.loads(raw)
-                out = self.dialect.answer(result, self.rid, self.request, self.internal)
+                out = self.dialect.answer(result, self.rid, self.request, self.internal, self.owner)
             except Exception:
                 log.exception("could not translate an answer into the %s dialect", self.dialect.name)
                 self.status = 500
@@ -262,7 +269,7 @@ class DialectEndpoint:
             except orjson.JSONDecodeError as e:
                 raise GatewayError(400, f"We could not parse the JSON body of your request: {e}",
                                    code="invalid_json") from None
-            internal, notes = d.translate(original)
+            internal, notes = d.translate(original, caller.name)
             payload = forwardable(internal, original, d.native_kind is not None)
         except GatewayError as e:
             gw = self.gw
@@ -293,7 +300,7 @@ class DialectEndpoint:
                 return {"type": "http.request", "body": payload, "more_body": False}
             return await receive()
 
-        out = _Translating(d, original, internal, send)
+        out = _Translating(d, original, internal, send, caller.name)
         await self.chat(scope, replay, out)
         if out.sse and not out.closed:  # the chat endpoint ended a stream without a last body message
             with contextlib.suppress(Exception):
