@@ -67,7 +67,9 @@ def to_internal(body: Any, store: Any = None) -> dict[str, Any]:
         if earlier is None:
             raise GatewayError(400, _NOT_FOUND.format(what="Previous response", id=previous),
                                code="previous_response_not_found", param="previous_response_id")
-        messages.extend(dict(m) for m in earlier)
+        # Copies down to the tool_calls list: consecutive function_call items append to the last turn in place.
+        messages.extend({**m, "tool_calls": list(m["tool_calls"])} if m.get("tool_calls") else dict(m)
+                        for m in earlier)
     raw = body.get("input")
     if raw is None:
         raise GatewayError(400, "Missing required parameter: 'input'.", code="missing_required_parameter",
@@ -165,7 +167,9 @@ def _item(item: Any, p: str, out: list[dict[str, Any]], store: Any = None) -> No
                                                  "a JSON-encoded string")}}
         last = out[-1] if out else None
         if last is not None and last["role"] == "assistant":
-            last["tool_calls"] = [*last.get("tool_calls", ()), call]  # a new list: ``last`` may be a stored turn's
+            # In place (a copy per call would be quadratic in the number of calls: one request could hold the
+            # event loop for seconds); ``last`` is never a stored turn's own dict or list (see ``to_internal``).
+            last.setdefault("tool_calls", []).append(call)
             if not last.get("content"):
                 last["content"] = None
         else:
