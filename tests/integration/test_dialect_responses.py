@@ -204,7 +204,9 @@ def test_any_json_shape_is_a_400_naming_the_field(healthy):
              b'{"input": "x", "tools": {}}': "tools", b'{"input": "x", "temperature": "hot"}': "temperature",
              b'{"input": "x", "text": {"format": {"type": "json_schema"}}}': "text.format.name",
              b'{"input": [{"type": "function_call_output", "call_id": 1, "output": "x"}]}': "input[0].call_id",
-             b'{"input": "x", "max_output_tokens": 0}': "max_output_tokens"}
+             b'{"input": "x", "max_output_tokens": 0}': "max_output_tokens",
+             b'{"model": "anthropic-first", "input": [{"role": "user", "content": [{"type": "input_image", '
+             b'"image_url": "ftp://x/y.png"}]}]}': "input[0].content[0].image_url"}
     for body, param in cases.items():
         r = httpx.post(healthy.url + "/v1/responses", content=body,
                        headers={"authorization": f"Bearer {GATEWAY_KEY}"})

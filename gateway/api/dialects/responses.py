@@ -196,6 +196,8 @@ def _part(part: Any, p: str) -> dict[str, Any]:
         return {"type": "text", "text": expect(part.get("refusal"), str, f"{p}.refusal", "a string")}
     if ptype == "input_image":
         url = expect(part.get("image_url"), str, f"{p}.image_url", "a URL string (file_id is not supported)")
+        if not url.startswith(("http://", "https://", "data:")):  # checked here so the 400 names this field
+            raise bad(f"{p}.image_url", "expected an http(s) URL or a data: URL")
         image: dict[str, Any] = {"url": url}
         if isinstance(part.get("detail"), str):
             image["detail"] = part["detail"]
