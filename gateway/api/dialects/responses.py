@@ -338,6 +338,7 @@ class StreamTranslator:
         self.closed = False
         self.items: list[dict[str, Any]] = []  # finished output items
         self.current: dict[str, Any] | None = None  # the open item
+        self.pieces: list[str] = []  # the open item's text or arguments so far (joined once: ``_settle``)
         self.tool_key: Any = None
         self.finish: str | None = None
         self.usage: dict[str, Any] | None = None
@@ -356,11 +357,21 @@ class StreamTranslator:
         return [self._ev("response.created", response=self.response),
                 self._ev("response.in_progress", response=self.response)]
 
+    def _settle(self, item: dict[str, Any]) -> None:
+        """Put the open item's streamed pieces into it (once: appending to a string per delta is quadratic)."""
+        joined = "".join(self.pieces)
+        self.pieces = []
+        if item["type"] == "message":
+            item["content"][0]["text"] = joined
+        else:
+            item["arguments"] = joined
+
     def _close_item(self) -> list[bytes]:
         item = self.current
         if item is None:
             return []
         self.current = None
+        self._settle(item)
         n = len(self.items)
         out = []
         if item["type"] == "message":
@@ -406,7 +417,7 @@ class StreamTranslator:
                     self.tool_key = None
                 item = self.current
                 assert item is not None
-                item["content"][0]["text"] += text
+                self.pieces.append(text)
                 out.append(self._ev("response.output_text.delta", item_id=item["id"], output_index=len(self.items),
                                     content_index=0, delta=text, logprobs=[]))
             for call in delta.get("tool_calls") or ():
@@ -420,7 +431,7 @@ class StreamTranslator:
                 item = self.current
                 assert item is not None
                 if fn.get("arguments"):
-                    item["arguments"] += fn["arguments"]
+                    self.pieces.append(fn["arguments"])
                     out.append(self._ev("response.function_call_arguments.delta", item_id=item["id"],
                                         output_index=len(self.items), delta=fn["arguments"]))
             if choice.get("finish_reason"):
@@ -452,6 +463,7 @@ class StreamTranslator:
         code = "server_error" if status >= 500 or status in (408, 429) else str((err or {}).get("code") or
                                                                               "invalid_request")
         if self.current is not None:
+            self._settle(self.current)
             self.current["status"] = "incomplete"
             self.items.append(self.current)
             self.current = None
