@@ -242,3 +242,17 @@ def test_stored_responses_belong_to_the_key_that_made_them(emu, make_gateway):
     assert not any("db-7" in json.dumps(a["request"]) for a in emu.attempts()[1:])  # nothing of it went upstream
     again = client(gw).responses.create(model="openai-first", input="and then?", previous_response_id=mine.id)
     assert again.output_text.endswith("You said: and then?")  # the owner still continues it
+
+
+def test_a_client_chosen_request_id_never_becomes_a_stored_response_id(emu, gw):
+    """The chat endpoint adopts a client's x-request-id; the Responses answer id must stay the gateway's own,
+    unique, or one request could replace another's stored answer by sending the same x-request-id."""
+    c = openai.OpenAI(base_url=gw.url + "/v1", api_key=GATEWAY_KEY, max_retries=0, timeout=15,
+                      default_headers={"x-request-id": "fixed-id-0001"})
+    first = c.responses.create(model="openai-first", input="first question")
+    second = c.responses.create(model="openai-first", input="second question")
+    assert first._request_id == "fixed-id-0001"  # still the request's id, for the client's own correlation
+    assert first.id != second.id and first.id != "resp_fixed-id-0001"
+    again = client(gw).responses.create(model="openai-first", input="and?", previous_response_id=first.id)
+    assert emu.attempts("gpt-5")[-1]["request"]["messages"][0] == {"role": "user", "content": "first question"}
+    assert again.output_text.endswith("You said: and?")

@@ -144,9 +144,10 @@ class _Translating:
     """The ``send`` given to the chat endpoint: translates its answer into the dialect on the way out."""
 
     def __init__(self, dialect: _Dialect, request: Any, internal: dict[str, Any], send: Any,
-                 owner: str | None = None) -> None:
+                 owner: str | None = None, object_id: str | None = None) -> None:
         self.dialect = dialect
         self.owner = owner
+        self.object_id = object_id  # the answer object's id when it must not be the request id (see below)
         self.request = request
         self.internal = internal
         self.send = send
@@ -169,7 +170,7 @@ class _Translating:
                 headers.append((self.dialect.id_header, self.rid.encode()))
             self.sse = any(k == b"content-type" and v.startswith(b"text/event-stream") for k, v in headers)
             if self.sse:
-                self.stream = self.dialect.stream(self.rid, self.request, self.internal, self.owner)
+                self.stream = self.dialect.stream(self.object_id or self.rid, self.request, self.internal, self.owner)
                 await self.send({**message, "headers": [(k, v) for k, v in headers if k != b"content-length"]})
             else:
                 self.headers = [(k, v) for k, v in headers if k not in _HOP]
@@ -202,7 +203,8 @@ class _Translating:
         else:
             try:
                 result = orjson.loads(raw)
-                out = self.dialect.answer(result, self.rid, self.request, self.internal, self.owner)
+                out = self.dialect.answer(result, self.object_id or self.rid, self.request, self.internal,
+                                          self.owner)
             except Exception:
                 log.exception("could not translate an answer into the %s dialect", self.dialect.name)
                 self.status = 500
@@ -300,7 +302,10 @@ class DialectEndpoint:
                 return {"type": "http.request", "body": payload, "more_body": False}
             return await receive()
 
-        out = _Translating(d, original, internal, send, caller.name)
+        # The answer's id (``msg_``/``resp_`` + id) is the request id, unless the client chose that with its own
+        # x-request-id: then a fresh one, so a client cannot reuse (or overwrite in the Responses store) an id.
+        object_id = self._ids() if header(scope, b"x-request-id") is not None else None
+        out = _Translating(d, original, internal, send, caller.name, object_id)
         await self.chat(scope, replay, out)
         if out.sse and not out.closed:  # the chat endpoint ended a stream without a last body message
             with contextlib.suppress(Exception):
