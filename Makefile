@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 
-.PHONY: venv demo test bench check clean
+.PHONY: venv demo test fuzz system-deps bench check clean
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -17,11 +17,22 @@ venv: $(STAMP)
 demo: $(STAMP)
 	$(BIN)/python -m gateway.demo
 
-test: $(STAMP)
+# System packages first (installed as root, else the exact apt-get command is printed): see the script.
+system-deps:
+	@PYTHON=$(PYTHON) bash scripts/ensure-system-deps.sh
+
+test: system-deps $(STAMP)
 	$(BIN)/python -m pytest -q
+
+# The long fuzz campaign (~100x the bounded one in make test): schemathesis over every /openapi.json operation
+# and the hypothesis properties. Not part of make test.
+fuzz: $(STAMP)
+	GATEWAY_FUZZ_SCALE=100 $(BIN)/python -m pytest -q -p no:cacheprovider tests/integration/test_fuzz.py \
+		tests/providers/test_translation_total.py
 
 bench: $(STAMP)
 	$(BIN)/python bench/bench.py
+	$(BIN)/python bench/micro.py
 
 check: $(STAMP)
 	OPENAI_API_KEY=$${OPENAI_API_KEY:-dummy} $(BIN)/gateway check --strict config/gateway.yaml

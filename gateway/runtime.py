@@ -103,6 +103,7 @@ def build_runtime(config: GatewayConfig, source_text: str | bytes = b"") -> Runt
             api_key=p.api_key,
             headers=dict(p.headers),
             options=options,
+            timeouts=p.timeouts.model_dump(exclude_unset=True) if p.timeouts is not None else {},
             dimensions=m.dimensions,
         )
         targets[name] = target
@@ -138,10 +139,21 @@ def build_runtime(config: GatewayConfig, source_text: str | bytes = b"") -> Runt
     classifier = _classifier(config)
     secrets = {t.api_key for t in targets.values() if t.api_key}
     secrets.update(v for t in targets.values() for v in t.headers.values() if v)
+    secrets.update(fleet_secrets(config))
     return Runtime(config, targets, adapters, routes, names, primary_of, keys, version, policies=policies,
                    embedders=embedders,
                    anonymous=anonymous, admin_keys=admin_keys, classifier=classifier,
                    secrets=tuple(sorted((x for x in secrets if len(x) >= 4), key=len, reverse=True)))
+
+
+def changed_upstreams(old: Runtime, new: Runtime) -> list[str]:
+    """Models kept by a reload whose upstream changed: another key, header, URL, vendor model id or provider.
+    What the old upstream said about them (access denied, withdrawn, a breaker) no longer applies."""
+    def identity(t: Target) -> tuple[Any, ...]:
+        return (t.provider, t.kind, t.base_url, t.upstream_model, t.api_key, dict(t.headers), dict(t.options))
+
+    return sorted(name for name, t in new.targets.items()
+                  if name in old.targets and identity(old.targets[name]) != identity(t))
 
 
 def _classifier(config: GatewayConfig) -> Any:
@@ -157,3 +169,21 @@ def _classifier(config: GatewayConfig) -> Any:
 
 
 _COMMON_PROVIDER_FIELDS = {"kind", "base_url", "api_key", "vendor", "jurisdiction", "headers", "timeouts"}
+
+
+def fleet_secrets(config: GatewayConfig) -> set[str]:
+    """Passwords in the state/store URLs and the session secret: masked like provider keys wherever text leaves."""
+    from urllib.parse import urlsplit
+
+    out = set()
+    for url in (config.state.url, config.store.url):
+        if url:
+            try:
+                password = urlsplit(url).password
+            except ValueError:
+                password = None
+            if password:
+                out.add(password)
+    if config.admin.session_secret:
+        out.add(config.admin.session_secret)
+    return out

@@ -54,6 +54,7 @@ class Timeouts:
     connect: float
     idle: float
     total: float
+    first_token: float | None = None  # streams: the limit for the first content event (None: the route's)
 
 
 class RawStream:

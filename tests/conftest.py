@@ -95,3 +95,12 @@ def client_for() -> Callable[..., Any]:
                              timeout=kwargs.pop("timeout", 15), **kwargs)
 
     return make
+
+
+
+def fuzz_examples(default: int) -> int:
+    """Example count for a property/fuzz test: its bounded ``default`` in ``make test``; ``make fuzz`` sets
+    GATEWAY_FUZZ_SCALE (e.g. 100) for a long campaign."""
+    import os
+
+    return default * max(1, int(os.environ.get("GATEWAY_FUZZ_SCALE") or 1))

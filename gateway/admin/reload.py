@@ -4,6 +4,8 @@ A reload reads the file once, validates it fully and builds a new ``Runtime`` of
 it whole (``Gateway.swap``). Requests in flight keep the snapshot they started with. An invalid file is
 rejected: the running config stays, the error (with its dotted path) is logged, counted in
 ``gateway_config_reloads_total{result="error"}`` and shown in ``/admin/state``. Reloads are serialised.
+Reloads fail closed: a valid file that would turn client authentication off or remove every admin key is
+rejected the same way unless it says so explicitly (``auth: {enabled: false}`` / ``auth: {admin: false}``).
 """
 
 from __future__ import annotations
@@ -53,6 +55,21 @@ def _build(path: Path) -> Runtime:
         raise ConfigError([f"{path}: cannot build the runtime: {type(e).__name__}: {e}"]) from None
 
 
+def fails_open(old: Runtime, new: Runtime, path: str) -> list[str]:
+    """Why a reload from ``old`` to ``new`` would open the gateway without the new file saying so: no client keys
+    where there were some (authentication off), or no admin keys where there were some (no kill switch in an
+    incident). A truncated or half-written file produces exactly that; the explicit opt-outs are
+    ``auth: {enabled: false}`` and ``auth: {admin: false}``."""
+    errors = []
+    if old.keys is not None and new.keys is None and new.config.auth.enabled:
+        errors.append(f"{path}: keys: this reload would turn client authentication off (the running config has "
+                      f"{len(old.keys)} key(s)); if that is intended, say so with `auth: {{enabled: false}}`")
+    if old.admin_keys and not new.admin_keys and new.config.auth.admin:
+        errors.append(f"{path}: admin_keys: this reload would remove every admin key (the running config has "
+                      f"{len(old.admin_keys)}); if that is intended, say so with `auth: {{admin: false}}`")
+    return errors
+
+
 class ConfigReloader:
     def __init__(self, gw: Gateway) -> None:
         self.gw = gw
@@ -71,6 +88,9 @@ class ConfigReloader:
             old = gw.runtime
             try:
                 runtime = await asyncio.to_thread(_build, Path(gw.config_path))
+                refused = fails_open(old, runtime, str(gw.config_path))
+                if refused:
+                    raise ConfigError(refused)
             except ConfigError as e:
                 res = ReloadResult("error", trigger, time.time(), old.version, list(e.errors))
                 self.counts["error"] += 1
@@ -83,6 +103,9 @@ class ConfigReloader:
                     gw.swap(runtime)
                     if runtime.config.state_dir != old.config.state_dir:
                         log.warning("config reload: state_dir changed; it takes effect at the next restart")
+                    for field in ("state", "store"):  # connections are made once, at start-up
+                        if getattr(runtime.config, field) != getattr(old.config, field):
+                            log.warning("config reload: %s changed; it takes effect at the next restart", field)
                 res = ReloadResult("ok" if changed else "unchanged", trigger, time.time(), runtime.version)
                 self.counts["ok"] += 1
                 gw.metrics.reloads.labels("ok").inc()
@@ -129,13 +152,22 @@ class ConfigReloader:
     async def _watch(self, path: Path, debounce: float) -> None:
         import watchfiles
 
+        # Watch the directory the config path names, not only where it resolves to now: a mounted Kubernetes
+        # ConfigMap (``gateway.yaml -> ..data/gateway.yaml``, ``..data -> ..<timestamp>``) is updated by writing a
+        # new timestamped directory, swapping the ``..data`` symlink and deleting the old directory, so the
+        # resolved target's directory disappears with every update.
+        path = path.absolute()
         target = path.resolve()
+        dirs = {path.parent}
+        if not target.parent.is_relative_to(path.parent):
+            dirs.add(target.parent)  # the config is a symlink to a file elsewhere: edits there count too
 
         def only_config(change: Any, p: str) -> bool:
-            return Path(p).resolve() == target
+            q = Path(p)
+            return q.name == path.name or q.name == "..data" or q == target
 
         try:
-            async for _ in watchfiles.awatch(target.parent, watch_filter=only_config,
+            async for _ in watchfiles.awatch(*sorted(dirs), watch_filter=only_config,
                                              debounce=max(1, int(debounce * 1000)), step=20,
                                              stop_event=self._stop, rust_timeout=500, recursive=False):
                 await self.reload("file change")

@@ -128,14 +128,14 @@ class ChatEndpoint:
         try:
             caller = authenticate(scope, runtime)
             if caller.rate_limit is not None:
-                gw.limiter.check(caller.name or "", caller.rate_limit)
+                await gw.limiter.acheck(caller.name or "", caller.rate_limit)
             raw = await read_body(receive, runtime.config.limits.max_body_bytes, header(scope, b"content-length"))
             try:
                 body = orjson.loads(raw)
             except orjson.JSONDecodeError as e:
                 raise GatewayError(400, f"We could not parse the JSON body of your request: {e}",
                                    code="invalid_json") from None
-            validate_chat(body)
+            validate_chat(body, raw)
             wrap = scope.get("gateway.wrap_body")  # an inbound dialect's native original (gateway/api/dialects)
             if wrap is not None:
                 body = wrap(body)

@@ -167,7 +167,7 @@ class EmbeddingsEndpoint:
         try:
             caller = authenticate(scope, runtime)
             if caller.rate_limit is not None:
-                gw.limiter.check(caller.name or "", caller.rate_limit)
+                await gw.limiter.acheck(caller.name or "", caller.rate_limit)  # fleet-wide with state: redis
             raw = await read_body(request.receive, runtime.config.limits.max_body_bytes,
                                   header(scope, b"content-length"))
             try:
@@ -203,6 +203,8 @@ class EmbeddingsEndpoint:
                                              _attempt_call(gw, req, timeouts.first_token), timeouts)
             except GatewayError as e:
                 e = _exhausted(e, route.name, ctx.attempts)
+                if e.param == "messages":  # the engine names the chat field (context_length_exceeded)
+                    e.param = "input"
                 status, error = e.status, e.code or e.type
                 return _error(e, _routed_headers(base, choice, ctx))
             usage = {"prompt_tokens": result.prompt_tokens, "total_tokens": result.prompt_tokens}
@@ -213,12 +215,23 @@ class EmbeddingsEndpoint:
             return Response(orjson.dumps(payload), media_type="application/json",
                             headers=_str_headers(_routed_headers(base, choice, ctx)))
         finally:
-            gw.metrics.record_request(route.name, status, ctx.attempts, choice.chain, ctx.served, DIALECT)
+            # Models of another length were never candidates: metrics, the request log, the audit record (and so
+            # the reports and the status page) see no failover to or from them, and the depth of the model that
+            # served is its place among the candidates (the recorded chain). The x-gateway-attempts header and
+            # error messages still list the skips.
+            tried = candidates(ctx.attempts)
+            chain = tuple(m for m in choice.chain if runtime.targets[m].dimensions == want)
+            gw.metrics.record_request(route.name, status, tried, chain, ctx.served, DIALECT)
             hashed = prompt_hash(list(req.inputs)) if runtime.config.audit.store_prompt_hash else None
             gw.continuity.on_request(RequestRecord(
                 rid, wall, caller.name, route.name, choice.reason, False, status, gw.clock() - start,
-                ctx.attempts, [ctx.served] if ctx.served else [], usage, choice.chain, dict(caller.attributes),
+                tried, [ctx.served] if ctx.served else [], usage, chain, dict(caller.attributes),
                 error, hashed, DIALECT))
+
+
+def candidates(attempts: list[Attempt]) -> list[Attempt]:
+    """The attempts at models of the request's vector length (what failover moved between)."""
+    return [a for a in attempts if a.outcome != SKIPPED_DIMENSIONS]
 
 
 def _exhausted(e: GatewayError, route: str, attempts: list[Attempt]) -> GatewayError:
@@ -226,10 +239,10 @@ def _exhausted(e: GatewayError, route: str, attempts: list[Attempt]) -> GatewayE
     never a candidate, so it must not turn "all rate limited" (429) or "all unavailable" (503) into a 502."""
     if e.code not in ("all_models_failed", "no_model_available"):
         return e
-    candidates = [a for a in attempts if a.outcome != SKIPPED_DIMENSIONS]
-    if len(candidates) == len(attempts):
+    tried = candidates(attempts)
+    if len(tried) == len(attempts):
         return e
-    better = exhausted_error(route, candidates)
+    better = exhausted_error(route, tried)
     if better.status != 403:  # a policy denial names its policies; otherwise keep the full attempt listing
         better.message = e.message
     return better

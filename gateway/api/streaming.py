@@ -118,10 +118,11 @@ class StreamRelay:
 
     # -- the engine's calls ------------------------------------------------------------------------------
     async def _call(self, adapter: Any, t: Timeouts) -> Committed:
-        return await open_stream(self.gw, adapter, t, self.body, self.timeouts.first_token)
+        return await open_stream(self.gw, adapter, t, self.body, t.first_token or self.timeouts.first_token)
 
     async def _call_continue(self, adapter: Any, t: Timeouts) -> Committed:
-        return await continue_stream(self.gw, adapter, t, self.body, "".join(self.text), self.timeouts.first_token)
+        return await continue_stream(self.gw, adapter, t, self.body, "".join(self.text),
+                                     t.first_token or self.timeouts.first_token)
 
     # -- the whole stream --------------------------------------------------------------------------------
     async def run(self, headers: Callable[[], Headers], watch: Any) -> Outcome:

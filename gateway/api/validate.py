@@ -1,7 +1,11 @@
 """Validation of the OpenAI chat request, by hand for speed (it runs on every request) and so that every
 message names the offending field the way the OpenAI API does (``messages[2].role``).
 
-Only shapes are checked; unknown fields pass through to OpenAI-kind upstreams untouched.
+Only shapes are checked; unknown fields pass through to OpenAI-kind upstreams untouched. Validation is total:
+every value is type-checked before it is used (a ``{}`` role is a 400, never an unhashable-type crash), and a
+body nested deeper than ``MAX_DEPTH`` is refused, since every translator re-encodes the body (orjson's encoder
+stops at 255 levels; the translators add a few levels of their own). Whatever this module accepts, every
+provider translator must translate or reject with a 400 (tests/providers/test_translation_total.py).
 """
 
 from __future__ import annotations
@@ -13,6 +17,9 @@ from gateway.errors import GatewayError
 ROLES = frozenset({"system", "developer", "user", "assistant", "tool", "function"})
 TOOL_CHOICES = frozenset({"none", "auto", "required"})
 RESPONSE_FORMATS = frozenset({"text", "json_object", "json_schema"})
+MAX_DEPTH = 128  # containers inside containers; real chat bodies (JSON Schemas included) stay far below
+# Content-part types whose payload is an object of their own name: {"type": "image_url", "image_url": {...}}.
+_OBJECT_PARTS = {"image_url": "url", "input_audio": "data", "file": None}
 
 
 def _bad(param: str, message: str) -> GatewayError:
@@ -53,12 +60,47 @@ def _content(path: str, content: Any, required: bool) -> None:
         p = f"{path}[{j}]"
         if not isinstance(part, dict) or not isinstance(part.get("type"), str):
             raise _bad(p, "each content part must be an object with a string 'type'")
-        if part["type"] == "text" and not isinstance(part.get("text"), str):
+        ptype = part["type"]
+        if ptype == "text" and not isinstance(part.get("text"), str):
             raise _bad(f"{p}.text", "expected a string")
+        if ptype == "refusal" and not isinstance(part.get("refusal"), str):
+            raise _bad(f"{p}.refusal", "expected a string")
+        if ptype in _OBJECT_PARTS:
+            inner = part.get(ptype)
+            if not isinstance(inner, dict):
+                raise _bad(f"{p}.{ptype}", "expected an object")
+            field = _OBJECT_PARTS[ptype]
+            if field is not None and not isinstance(inner.get(field), str):
+                raise _bad(f"{p}.{ptype}.{field}", "expected a string")
+            for k, v in inner.items():
+                if v is not None and k != "detail" and not isinstance(v, str):
+                    raise _bad(f"{p}.{ptype}.{k}", "expected a string")
 
 
-def validate_chat(body: Any) -> dict[str, Any]:
-    """Return the body (unchanged) or raise ``GatewayError(400)`` naming the field."""
+def _depth_ok(body: Any) -> bool:
+    """False when containers nest deeper than ``MAX_DEPTH``. Iterative (no recursion limit), stops early, and
+    visits containers only: strings and numbers cost nothing here."""
+    stack: list[tuple[Any, int]] = [(body, 1)]
+    while stack:
+        node, depth = stack.pop()
+        if depth > MAX_DEPTH:
+            return False
+        children = node.values() if isinstance(node, dict) else node
+        for child in children:
+            if isinstance(child, (dict, list)) and child:
+                stack.append((child, depth + 1))
+    return True
+
+
+def _optional_str(msg: dict[str, Any], key: str, path: str) -> None:
+    v = msg.get(key)
+    if v is not None and not isinstance(v, str):
+        raise _bad(f"{path}.{key}", "expected a string")
+
+
+def validate_chat(body: Any, raw: bytes | None = None) -> dict[str, Any]:
+    """Return the body (unchanged) or raise ``GatewayError(400)`` naming the field. ``raw``, the bytes the body
+    was parsed from, lets the nesting check be skipped when they hold too few brackets to nest that deep."""
     if not isinstance(body, dict):
         raise GatewayError(400, "The request body must be a JSON object.", code="invalid_request")
     messages = body.get("messages")
@@ -72,11 +114,13 @@ def validate_chat(body: Any) -> dict[str, Any]:
         if not isinstance(msg, dict):
             raise _bad(path, "each message must be an object")
         role = msg.get("role")
-        if role not in ROLES:
-            raise _bad(f"{path}.role", f"expected one of {', '.join(sorted(ROLES))}, got {role!r}")
+        if not isinstance(role, str) or role not in ROLES:
+            raise _bad(f"{path}.role", f"expected one of {', '.join(sorted(ROLES))}, got {_short(role)}")
+        _optional_str(msg, "name", path)
         tool_calls = msg.get("tool_calls")
         if role == "assistant":
             _content(f"{path}.content", msg.get("content"), required=not tool_calls and "refusal" not in msg)
+            _optional_str(msg, "refusal", path)
             if tool_calls is not None:
                 if not isinstance(tool_calls, list):
                     raise _bad(f"{path}.tool_calls", "expected an array")
@@ -89,6 +133,12 @@ def validate_chat(body: Any) -> dict[str, Any]:
                         raise _bad(f"{tp}.id", "expected a string")
                     if not isinstance(fn.get("arguments", ""), str):
                         raise _bad(f"{tp}.function.arguments", "expected a JSON-encoded string")
+                    if not isinstance(tc.get("type", "function"), str):
+                        raise _bad(f"{tp}.type", "expected a string")
+                    extra = tc.get("extra_content")
+                    if extra is not None and not (isinstance(extra, dict)
+                                                  and isinstance(extra.get("google", {}), dict)):
+                        raise _bad(f"{tp}.extra_content", "expected an object")
         elif role == "tool":
             _content(f"{path}.content", msg.get("content"), required=True)
             if not isinstance(msg.get("tool_call_id"), str):
@@ -117,6 +167,10 @@ def validate_chat(body: Any) -> dict[str, Any]:
                 raise _bad(f"tools[{i}].function.name", "expected a string")
             if "parameters" in fn and not isinstance(fn["parameters"], dict):
                 raise _bad(f"tools[{i}].function.parameters", "expected a JSON Schema object")
+            if not isinstance(tool.get("type", "function"), str):
+                raise _bad(f"tools[{i}].type", "expected a string")
+            if fn.get("description") is not None and not isinstance(fn["description"], str):
+                raise _bad(f"tools[{i}].function.description", "expected a string")
     tc = body.get("tool_choice")
     if tc is not None:
         if isinstance(tc, str):
@@ -124,9 +178,26 @@ def validate_chat(body: Any) -> dict[str, Any]:
                 raise _bad("tool_choice", f"expected none, auto, required or an object, got {tc!r}")
         elif not isinstance(tc, dict):
             raise _bad("tool_choice", "expected a string or an object")
+        else:
+            if not isinstance(tc.get("type", "function"), str):
+                raise _bad("tool_choice.type", "expected a string")
+            if "function" in tc:
+                fn = tc["function"]
+                if not isinstance(fn, dict) or not isinstance(fn.get("name"), str):
+                    raise _bad("tool_choice.function.name", "expected a string")
     rf = body.get("response_format")
-    if rf is not None and (not isinstance(rf, dict) or rf.get("type") not in RESPONSE_FORMATS):
-        raise _bad("response_format.type", "expected text, json_object or json_schema")
+    if rf is not None:
+        rtype = rf.get("type") if isinstance(rf, dict) else None
+        if not isinstance(rtype, str) or rtype not in RESPONSE_FORMATS:
+            raise _bad("response_format.type", "expected text, json_object or json_schema")
+        js = rf.get("json_schema")
+        if js is not None:
+            if not isinstance(js, dict):
+                raise _bad("response_format.json_schema", "expected an object")
+            if js.get("schema") is not None and not isinstance(js["schema"], dict):
+                raise _bad("response_format.json_schema.schema", "expected a JSON Schema object")
+            if js.get("name") is not None and not isinstance(js["name"], str):
+                raise _bad("response_format.json_schema.name", "expected a string")
     _number(body, "temperature", 0, 2)
     _number(body, "top_p", 0, 1)
     _integer(body, "max_tokens")
@@ -144,4 +215,13 @@ def validate_chat(body: Any) -> dict[str, Any]:
         raise _bad("metadata", "expected an object")
     if "parallel_tool_calls" in body and not isinstance(body["parallel_tool_calls"], bool):
         raise _bad("parallel_tool_calls", "expected a boolean")
+    if (raw is None or raw.count(b"{") + raw.count(b"[") > MAX_DEPTH) and not _depth_ok(body):
+        raise GatewayError(400, f"The request body is nested more than {MAX_DEPTH} levels deep.",
+                           code="invalid_request")
     return body
+
+
+def _short(value: Any) -> str:
+    """A value for an error message: its repr, cut short (a caller may send a megabyte where a role goes)."""
+    text = repr(value)
+    return text if len(text) <= 40 else text[:37] + "..."

@@ -5,6 +5,7 @@ audit`` / ``gateway whatif`` have real traffic to report on::
 
 Scenario: healthy traffic, then the security route's primary (fable-5) is withdrawn by its vendor, gpt-5 is
 briefly rate limited, and a few prompts are refused by a content filter. Not imported by the gateway.
+Standard library HTTP only: this module ships in the image, where the test extras (httpx) are not installed.
 """
 
 from __future__ import annotations
@@ -14,9 +15,11 @@ import asyncio
 import logging
 import os
 import tempfile
+import urllib.error
+import urllib.request
 from pathlib import Path
 
-import httpx
+import orjson
 import yaml
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -43,27 +46,38 @@ def run(db: Path, n: int, config: Path) -> int:
         logging.getLogger("gateway.requests").setLevel(logging.WARNING)  # quiet: the report is the point
         cont = gw.gateway.continuity
         try:
-            with httpx.Client(base_url=gw.url + "/v1", headers={"authorization": f"Bearer {DEMO_KEY}"},
-                              timeout=30) as http:
-                for i in range(n):
-                    if i == int(n * 0.4):
-                        emu.state.set_behaviour("fable-5", "withdrawn")
-                    if i == int(n * 0.7):
-                        emu.state.set_behaviour("gpt-5", "rate_limited:retry_after=1")
-                    if i == int(n * 0.72):
-                        emu.state.set_behaviour("gpt-5", "healthy")
-                    model, text = PROMPTS[i % len(PROMPTS)]
-                    if i % 50 == 49:
-                        emu.state.set_behaviour("gpt-5", "content_filter")
-                    http.post("/chat/completions", json={"model": model, "messages": [{"role": "user",
-                                                                                     "content": text}]})
-                    if i % 50 == 49:
-                        emu.state.set_behaviour("gpt-5", "healthy")
+            for i in range(n):
+                if i == int(n * 0.4):
+                    emu.state.set_behaviour("fable-5", "withdrawn")
+                if i == int(n * 0.7):
+                    emu.state.set_behaviour("gpt-5", "rate_limited:retry_after=1")
+                if i == int(n * 0.72):
+                    emu.state.set_behaviour("gpt-5", "healthy")
+                model, text = PROMPTS[i % len(PROMPTS)]
+                if i % 50 == 49:
+                    emu.state.set_behaviour("gpt-5", "content_filter")
+                _post(gw.url + "/v1/chat/completions", {"model": model, "messages": [{"role": "user",
+                                                                                    "content": text}]})
+                if i % 50 == 49:
+                    emu.state.set_behaviour("gpt-5", "healthy")
         finally:
             gw.stop()
             asyncio.run(cont.aclose())
     print(f"{n} requests recorded in {db}")
     return 0
+
+
+def _post(url: str, body: dict) -> int:
+    """POST one chat request; any answer (an error status included) is fine: the audit log is the point."""
+    req = urllib.request.Request(url, data=orjson.dumps(body), method="POST",
+                                 headers={"authorization": f"Bearer {DEMO_KEY}", "content-type": "application/json"})
+    try:
+        with urllib.request.urlopen(req, timeout=30) as r:
+            r.read()
+            return r.status
+    except urllib.error.HTTPError as e:
+        e.read()
+        return e.code
 
 
 def main() -> int:

@@ -237,6 +237,12 @@ def _check_references(cfg: GatewayConfig, errors: list[tuple[str, str]]) -> None
     for i, key in enumerate(cfg.admin_keys):
         if key.sha256 in client_hashes:
             errors.append((f"admin_keys[{i}].sha256", "an admin key must not also be a client key"))
+    if not cfg.auth.enabled and cfg.keys is not None:
+        errors.append(("auth.enabled", "false turns client authentication off, but keys are configured: "
+                                       "remove one or the other"))
+    if not cfg.auth.admin and cfg.admin_keys:
+        errors.append(("auth.admin", "false turns the admin API off, but admin_keys are configured: "
+                                     "remove one or the other"))
 
 
 def _check_embedding_model(name: str, model: Any, provider: Any, errors: list[tuple[str, str]]) -> None:

@@ -38,6 +38,9 @@ BEHAVIOURS: dict[str, dict[str, str]] = {
     "healthy": {},
     "withdrawn": {},
     "access_revoked": {},
+    # A careless upstream (or a proxy in front of it): its access error quotes the credential it received, in clear.
+    "echo_key": {"status": "401 (access revoked, default) | 403 (no model access) | 404 (model withdrawn): the "
+                           "wire's own error for that, with the received key appended to its message"},
     "no_model_access": {"project": "project id in the message (default proj_emulator)"},
     "region_blocked": {},
     "rate_limited": {

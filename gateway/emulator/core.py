@@ -68,6 +68,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, Iterable, Mapping
 
+import orjson
 from aiohttp import web
 
 from gateway.emulator.behaviours import Behaviour
@@ -121,6 +122,25 @@ def seconds(value: Any, default: float) -> float:
     return float(text.rstrip("s"))
 
 ErrorResponse = tuple[int, bytes, Mapping[str, str], str]
+_ECHO_KINDS = {401: "access_revoked", 403: "no_model_access", 404: "withdrawn"}
+
+
+def echo_key(body: bytes, token: str | None) -> bytes:
+    """``body`` (a wire's JSON error) with the received credential appended to every ``message``/``Message``."""
+    suffix = f" (the key received was {token})"
+
+    def walk(node: Any) -> Any:
+        if isinstance(node, dict):
+            return {k: v + suffix if k in ("message", "Message") and isinstance(v, str) else walk(v)
+                    for k, v in node.items()}
+        if isinstance(node, list):
+            return [walk(x) for x in node]
+        return node
+
+    try:
+        return orjson.dumps(walk(orjson.loads(body)))
+    except orjson.JSONDecodeError:
+        return body + suffix.encode()
 
 
 # --------------------------------------------------------------------------- data
@@ -331,6 +351,12 @@ class ScriptedHandler:
             name = "healthy"  # the limit has passed
         if name in ERROR_BEHAVIOURS:
             return self._error(entry, name, model, params)
+        if name == "echo_key":
+            kind = _ECHO_KINDS.get(int(params.get("status", 401)), "access_revoked")
+            status, body, headers, content_type = self.wire.error(kind, model, params)
+            self.state.finish_attempt(entry, status=status)
+            return web.Response(status=status, body=echo_key(body, req.token), content_type=content_type,
+                                headers=headers)
         if name in ("failing_once", "failing_n"):
             limit = 1 if name == "failing_once" else int(params.get("n", 1))
             if state.next_count(model) < limit:

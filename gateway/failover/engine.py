@@ -93,6 +93,12 @@ class FailoverEngine:
                         await _discard(e.answer)
                         if s.wait > 0:
                             await self.sleep(s.wait)
+                        # A withdrawal or drill made during the wait holds for the retry too (the kill switch is
+                        # in force once the admin call returned, even for a request that started before it).
+                        hit = ctx.precheck(name) if ctx.precheck is not None else None
+                        if hit is not None:
+                            ctx.attempts.append(Attempt(name, target.provider, target.vendor, hit[0], message=hit[1]))
+                            break
                         continue
                     if s.action is Action.ANSWER:
                         if e.answer is not None:  # a refusal that is a complete answer (200, content_filter)
@@ -138,7 +144,7 @@ class FailoverEngine:
                                         message="the request's deadline was reached before this model was tried"))
             self.state.release(target.name)
             raise UpstreamError(ErrorKind.TRANSIENT, "request deadline reached", code="deadline")
-        t = Timeouts(connect=timeouts.connect, idle=timeouts.idle, total=remaining)
+        t = attempt_timeouts(timeouts, target, remaining)
         t0 = self.clock()
         try:
             result = await call(adapter, t)
@@ -155,9 +161,14 @@ class FailoverEngine:
 
     def record_failure(self, ctx: RunContext, target: Any, e: UpstreamError, latency: float = 0.0) -> None:
         """Record one failed attempt on the attempt list and in the state store. Also used for a committed stream
-        that is cut later, outside ``run``: one place records failures."""
+        that is cut later, outside ``run``: one place records failures.
+
+        Upstream text enters gateway state here: it is masked once (configured secrets, then key shapes), in the
+        error itself, so the attempt list, model state, logs, audit, ``/admin/state``, the status page and error
+        bodies all carry the masked text (an upstream may echo the key it received)."""
+        e.message = redact(e.message, ctx.secrets)
         ctx.attempts.append(Attempt(target.name, target.provider, target.vendor, e.kind.value, e.status, latency,
-                                    redact(e.message, ctx.secrets), e.retry_after))
+                                    e.message, e.retry_after))
         self.state.record_failure(target.name, e.kind, e.retry_after, e.message)
 
 
@@ -166,6 +177,16 @@ async def _discard(answer: Any) -> None:
     close = getattr(answer, "aclose", None)
     if close is not None:
         await close()
+
+
+def attempt_timeouts(route: Any, target: Any, remaining: float) -> Timeouts:
+    """One attempt's limits. Precedence, field by field: ``providers.<name>.timeouts`` (what this upstream needs)
+    over the route's ``timeouts`` over ``failover.timeouts``. A provider's ``total`` bounds each attempt on it; the
+    request's deadline (route or global ``total``, as ``remaining``) bounds every attempt whatever the provider says."""
+    o = getattr(target, "timeouts", None) or {}
+    return Timeouts(connect=o.get("connect", route.connect), idle=o.get("idle", route.idle),
+                    total=min(remaining, o.get("total", remaining)),
+                    first_token=o.get("first_token", getattr(route, "first_token", None)))
 
 
 def _caller_error(e: UpstreamError, secrets: tuple[str, ...] = ()) -> GatewayError:

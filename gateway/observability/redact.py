@@ -1,7 +1,11 @@
-"""Redaction of secrets from text that may reach logs, metrics or error bodies.
+"""Redaction of secrets from text that may reach logs, metrics, error bodies or any surface.
 
-Known secrets (provider keys from config) are registered with a ``Redactor``; key-shaped tokens are masked
-whatever their origin (a provider may echo part of a key: ``Incorrect API key provided: sk-PMa***E873``).
+``redact(text, secrets)`` masks the configured secrets (provider keys and header values, ``Runtime.secrets``,
+longest first) and key-shaped tokens whatever their origin (a provider may echo part of a key: ``Incorrect API
+key provided: sk-PMa***E873``). It is applied once where upstream text enters gateway state (the failover
+engine's attempt, the stream relay), so every surface built from that state (attempt list, model state,
+``/admin/state``, the status page, logs, audit, error bodies) shows the masked text; the log and audit writers
+apply it again as a safety net.
 """
 
 from __future__ import annotations

@@ -428,7 +428,7 @@ def _assistant_blocks(msg: Mapping[str, Any], i: int) -> list[dict[str, Any]]:
         for j, part in enumerate(content):
             if part.get("type") in ("text", "refusal"):
                 text = part.get("text") or part.get("refusal") or ""
-                if text:
+                if isinstance(text, str) and text:
                     blocks.append({"type": "text", "text": text})
             else:
                 raise _bad(f"messages[{i}].content[{j}]: assistant part type {part.get('type')!r} is not "

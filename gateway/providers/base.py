@@ -32,6 +32,9 @@ class Target:
     api_key: str | None = field(default=None, repr=False)
     headers: Mapping[str, str] = field(default_factory=dict, repr=False)
     options: Mapping[str, Any] = field(default_factory=dict)  # kind-specific provider settings
+    # providers.<name>.timeouts, only the fields the config set (seconds): they win over the route's and the global
+    # values for attempts on this target (see attempt_timeouts in gateway/failover/engine.py).
+    timeouts: Mapping[str, float] = field(default_factory=dict)
     dimensions: int | None = None  # an embedding model's vector length; None for a chat model
 
 

@@ -243,7 +243,7 @@ def translate_request(body: Mapping[str, Any]) -> dict[str, Any]:
         # Converse has no plain JSON mode; an instruction is the portable equivalent.
         system.append({"text": _JSON_OBJECT_HINT})
     elif isinstance(rf, dict) and rf.get("type") == "json_schema":
-        js = rf.get("json_schema") or {}
+        js = rf.get("json_schema") if isinstance(rf.get("json_schema"), dict) else {}
         schema: dict[str, Any] = {"schema": orjson.dumps(js.get("schema") or {"type": "object"}).decode()}
         if js.get("name"):
             schema["name"] = str(js["name"])
@@ -286,7 +286,8 @@ def _user_blocks(content: Any) -> list[dict[str, Any]]:
         if part.get("type") == "text" and part.get("text"):
             blocks.append({"text": str(part["text"])})
         elif part.get("type") == "image_url":
-            url = (part.get("image_url") or {}).get("url", "")
+            image = part.get("image_url")
+            url = image.get("url", "") if isinstance(image, dict) else ""
             blocks.append({"image": _image_block(str(url))})
     return blocks
 
@@ -369,7 +370,7 @@ def _tool_config(body: Mapping[str, Any], names_in_history: list[str], has_tool_
     cfg: dict[str, Any] = {"tools": tools}
     if choice == "required":
         cfg["toolChoice"] = {"any": {}}
-    elif isinstance(choice, dict) and (choice.get("function") or {}).get("name"):
+    elif isinstance(choice, dict) and isinstance(choice.get("function"), dict) and choice["function"].get("name"):
         cfg["toolChoice"] = {"tool": {"name": str(choice["function"]["name"])}}
     elif choice == "auto":
         cfg["toolChoice"] = {"auto": {}}
@@ -395,10 +396,8 @@ def convert_usage(usage: Any) -> dict[str, Any] | None:
 
 # -- signing ----------------------------------------------------------------------------------------------
 def _wire_url(url: str) -> str:
-    try:
-        from yarl import URL
-    except ImportError:  # pragma: no cover - yarl ships with aiohttp
-        return url
+    from yarl import URL  # a declared dependency (aiohttp's URL type: what goes on the wire)
+
     return str(URL(url))
 
 

@@ -287,7 +287,7 @@ def translate_request(body: Mapping[str, Any]) -> dict[str, Any]:
         elif choice == "auto":
             mode = "AUTO"
         elif isinstance(choice, Mapping):
-            name = (choice.get("function") or {}).get("name")
+            name = _obj(choice.get("function")).get("name")
             if name:
                 mode, allowed = "ANY", [name]
         if mode:
@@ -320,7 +320,7 @@ def translate_request(body: Mapping[str, Any]) -> dict[str, Any]:
             gen["responseMimeType"] = "application/json"
         elif fmt.get("type") == "json_schema":
             gen["responseMimeType"] = "application/json"
-            schema = (fmt.get("json_schema") or {}).get("schema")
+            schema = _obj(fmt.get("json_schema")).get("schema")
             if isinstance(schema, Mapping):
                 gen["responseSchema"] = sanitize_schema(schema)
     if gen:
@@ -351,7 +351,7 @@ def _user_parts(content: Any) -> list[dict[str, Any]]:
             if p.get("text"):
                 parts.append({"text": str(p["text"])})
         elif p.get("type") == "image_url":
-            url = str((p.get("image_url") or {}).get("url") or "")
+            url = str(_obj(p.get("image_url")).get("url") or "")
             if url.startswith("data:"):
                 header, _, data = url[5:].partition(",")
                 mime = header.split(";")[0] or "application/octet-stream"
@@ -359,10 +359,15 @@ def _user_parts(content: Any) -> list[dict[str, Any]]:
             elif url:
                 parts.append({"fileData": {"mimeType": _guess_mime(url), "fileUri": url}})
         elif p.get("type") == "input_audio":
-            audio = p.get("input_audio") or {}
+            audio = _obj(p.get("input_audio"))
             parts.append({"inlineData": {"mimeType": "audio/" + str(audio.get("format") or "wav"),
                                          "data": audio.get("data") or ""}})
     return parts
+
+
+def _obj(value: Any) -> Mapping[str, Any]:
+    """``value`` if it is an object, else an empty one: a wrong type in an optional slot is read as absent."""
+    return value if isinstance(value, Mapping) else {}
 
 
 def _guess_mime(url: str) -> str:
@@ -387,7 +392,7 @@ def _function_call_part(tc: Mapping[str, Any]) -> dict[str, Any]:
     if tc.get("id"):
         call["id"] = str(tc["id"])
     part: dict[str, Any] = {"functionCall": call}
-    sig = ((tc.get("extra_content") or {}).get("google") or {}).get("thought_signature")
+    sig = _obj(_obj(tc.get("extra_content")).get("google")).get("thought_signature")
     if sig:
         part["thoughtSignature"] = sig
     return part
@@ -424,9 +429,9 @@ def _sanitize(schema: Any, defs: Mapping[str, Any], depth: int) -> dict[str, Any
     for key, value in schema.items():
         if key == "type":
             types = value if isinstance(value, list) else [value]
-            real = [t for t in types if t != "null"]
-            nullable = nullable or len(real) < len(types)
-            if real and isinstance(real[0], str) and real[0] in _SCHEMA_TYPES:  # any JSON may come: no 500
+            real = [t for t in types if isinstance(t, str) and t != "null"]  # any JSON may sit here
+            nullable = nullable or "null" in types
+            if real and real[0] in _SCHEMA_TYPES:
                 out["type"] = str(real[0]).upper()
         elif key == "const":
             out["enum"] = [str(value)]

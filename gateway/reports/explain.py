@@ -99,10 +99,11 @@ def explain(runtime: Runtime, request: Mapping[str, Any], *, key_name: str | Non
         i = int(reason.split(":")[1])
         why = f"match rule {i} of the route ({choice.route.patterns[i].pattern!r}) hit the last user message"
     if choice.verdict is not None:
-        from gateway.routing.classify import request_text
+        from gateway.routing.classify.text import request_parts
 
         v = choice.verdict
-        out["classifier"] = runtime.classifier.explain(request_text(messages))
+        user, system = request_parts(messages)
+        out["classifier"] = runtime.classifier.explain(user, system=system)
         why = (f"no match rule hit; the task classifier ({v.engine}) placed it: score {v.score:.3f} >= threshold "
                f"{v.threshold:.2f}" if v.route is not None else
                f"no match rule hit and the task classifier ({v.engine}) placed it on no route ("
@@ -142,17 +143,23 @@ def explain(runtime: Runtime, request: Mapping[str, Any], *, key_name: str | Non
 def withdrawals_state(runtime: Runtime, db: str | Path) -> dict[str, dict[str, Any]]:
     """Model -> state from the persisted operator withdrawals (read-only; drills and breaker/cooling state live
     only in the running gateway: use ``--url`` for those)."""
-    path = Path(db)
-    if not path.exists():
-        return {}
-    conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
-    try:
-        rows = conn.execute("SELECT target, name, reason, reference, actor, contact, created_at FROM withdrawals"
-                            ).fetchall()
-    except sqlite3.Error:
-        return {}
-    finally:
-        conn.close()
+    if str(db).startswith(("postgres://", "postgresql://")):
+        from gateway.audit.postgres import PostgresWithdrawalDB
+
+        rows = [(e.target, e.name, e.reason, e.reference, e.actor, e.contact, e.created_at)
+                for e in PostgresWithdrawalDB(str(db)).current() if e.kind == "withdrawal"]
+    else:
+        path = Path(db)
+        if not path.exists():
+            return {}
+        conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+        try:
+            rows = conn.execute("SELECT target, name, reason, reference, actor, contact, created_at FROM withdrawals"
+                                ).fetchall()
+        except sqlite3.Error:
+            return {}
+        finally:
+            conn.close()
     import time
 
     attr = {"model": "model", "provider": "provider", "vendor": "vendor"}

@@ -7,7 +7,9 @@ the first route whose ``match`` patterns hit the last user message, else the tas
 
 ``messages`` are the internal (OpenAI-shaped) request's messages: the classifier reads the system prompt(s) and
 the last user message. A classified choice's reason is ``classify:<score>``; a request the classifier saw but
-did not place carries it in its ``default:classify=<score>`` reason, and ``verdict`` on the choice.
+did not place carries it in its reason, ``default:classify=<route>:<score><<threshold>`` (the nearest route
+scored below its threshold) or ``default:classify=none:<score>`` (nearest to no route: the "no route" class's
+probability), and ``verdict`` on the choice.
 """
 
 from __future__ import annotations
@@ -18,14 +20,14 @@ from dataclasses import dataclass
 from typing import Any
 
 from gateway.errors import GatewayError
-from gateway.routing.classify.text import content_text, request_text
+from gateway.routing.classify.text import content_text, request_parts
 from gateway.runtime import Route, Runtime
 
 
 @dataclass(frozen=True, slots=True)
 class RouteChoice:
     route: Route
-    reason: str  # header | name | alias | model | match:<i> | classify:<score> | default[:classify=<score>]
+    reason: str  # header | name | alias | model | match:<i> | classify:<score> | default[:classify=<what>:<score>...]
     chain: tuple[str, ...]
     verdict: Any = None  # the classifier's Verdict when it ran (for its metric), else None
 
@@ -89,7 +91,7 @@ def _select(runtime: Runtime, model: str | None, header: str | None, messages: S
     verdict = None
     classifier = runtime.classifier
     if classifier is not None and text:
-        verdict = classifier.classify(request_text(messages))
+        verdict = classifier.classify(*request_parts(messages))
         if verdict.route is not None:
             route = runtime.routes[verdict.route]
             return RouteChoice(route, f"classify:{verdict.score:.3f}", route.models, verdict)
@@ -98,7 +100,11 @@ def _select(runtime: Runtime, model: str | None, header: str | None, messages: S
         raise GatewayError(400, "no route matched and no default_route is configured; send a route name as `model`",
                            code="route_not_found", param="model")
     if verdict is not None:
-        return RouteChoice(default, f"default:classify={verdict.score:.3f}", default.models, verdict)
+        # The audit record keeps only the reason: name what scored, so a near miss of a route (below its
+        # threshold) is told apart from a prompt nearest to no route (whose score is the "no route" class's).
+        seen = (f"{verdict.candidate}:{verdict.score:.3f}<{verdict.threshold:.2f}" if verdict.candidate is not None
+                else f"none:{verdict.score:.3f}")
+        return RouteChoice(default, f"default:classify={seen}", default.models, verdict)
     return RouteChoice(default, "default", default.models)
 
 

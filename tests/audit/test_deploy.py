@@ -83,7 +83,7 @@ def test_alert_rules_pass_promtool():
     promtool = shutil.which("promtool")
     if promtool is None:
         pytest.fail("promtool not found: install the Debian package `prometheus` (apt-get install -y prometheus); "
-                    ".ci/run does this before `make test`")
+                    "`make test` does this itself (scripts/ensure-system-deps.sh)")
     r = subprocess.run([promtool, "check", "rules", str(ALERTS)], check=False, capture_output=True, text=True,
                        timeout=60)
     assert r.returncode == 0, r.stdout + r.stderr
@@ -91,3 +91,45 @@ def test_alert_rules_pass_promtool():
     names = {rule["alert"] for g in yaml.safe_load(ALERTS.read_text())["groups"] for rule in g["rules"]}
     assert {"GatewayPrimaryModelWithdrawn", "GatewayRouteWithoutHealthyFallback", "GatewayFailoverRateHigh",
             "GatewayAllModelsOfRouteDown", "GatewayAuditRecordsDropped"} <= names
+
+
+def _third_party_imports() -> dict[str, set[str]]:
+    """Top-level names of every module the ``gateway`` package imports, per importing file."""
+    import ast
+    import sys
+
+    root = Path(__file__).resolve().parents[2]
+    found: dict[str, set[str]] = {}
+    for f in (root / "gateway").rglob("*.py"):
+        for node in ast.walk(ast.parse(f.read_text())):
+            names = [a.name for a in node.names] if isinstance(node, ast.Import) else \
+                [node.module] if isinstance(node, ast.ImportFrom) and node.module and not node.level else []
+            for n in names:
+                top = n.split(".")[0]
+                if top != "gateway" and top not in sys.stdlib_module_names:
+                    found.setdefault(top, set()).add(str(f.relative_to(root)))
+    return found
+
+
+def test_the_package_imports_only_declared_runtime_dependencies():
+    """A gateway module importing a test extra (httpx) or an undeclared package (yarl) breaks in the image,
+    which installs ``.[bedrock]``: every import is a declared dependency, or belongs to a non-test extra (an
+    optional engine imported only when configured, e.g. ``semantic``)."""
+    import tomllib
+    from importlib.metadata import packages_distributions
+
+    project = tomllib.loads((Path(__file__).resolve().parents[2] / "pyproject.toml").read_text())["project"]
+    declared = {re.split(r"[<>=\[ ;]", d)[0].lower().replace("_", "-")
+                for d in project["dependencies"] + [x for extra, deps in project["optional-dependencies"].items()
+                                                     if extra != "test" for x in deps]}
+    dists = packages_distributions()
+    # `make demo` runs in the development virtualenv (test extras installed) and drives the official SDKs as a
+    # client would; it is not an entry point of the image.
+    dev_only = {"gateway/demo.py": {"anthropic", "openai"}}
+    undeclared = {}
+    for top, files in _third_party_imports().items():
+        owners = {d.lower().replace("_", "-") for d in dists.get(top, [top])}
+        files = {f for f in files if top not in dev_only.get(f, ())}
+        if files and not owners & declared:
+            undeclared[top] = sorted(files)
+    assert not undeclared, f"imported but not a runtime dependency: {undeclared}"

@@ -245,6 +245,18 @@ def test_cli_explain(setup, capsys, tmp_path):
     assert json.loads(capsys.readouterr().out)["route"] == "general"
 
 
+def test_gateway_explain_rejects_a_request_file_that_is_not_a_chat_request(tmp_path, capsys):
+    from gateway.cli import main
+
+    for text, expected in (("[1, 2]", "expected a JSON object"), ('{"messages": 5}', "'messages'"),
+                           ("nope", "Expecting value")):
+        f = tmp_path / "req.json"
+        f.write_text(text)
+        assert main(["explain", "--config", "config/demo.yaml", str(f)]) == 2
+        err = capsys.readouterr().err
+        assert expected in err and "Traceback" not in err
+
+
 def test_cli_demo_config_reports(capsys):
     root = Path(__file__).resolve().parents[2]
     demo = str(root / "config/demo.yaml")

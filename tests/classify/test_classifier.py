@@ -260,6 +260,35 @@ def test_the_system_prompt_is_part_of_the_request(runtime):
     assert choice.route.name == "security-review"
 
 
+# An application's long system prompt: the same words on every request, no task in them.
+APP_SYSTEM = " ".join(["You are a helpful coding assistant for ACME Corp. Answer concisely, use markdown, prefer "
+                       "Python examples, and explain your reasoning step by step when the user asks for it."] * 20)
+LINK_PREVIEW = " ".join(["The handler reads the parameter, builds the request with the default client, and streams "
+                         "the upstream body back to the browser with the same content type."] * 8)
+
+
+@pytest.mark.parametrize("ask", ["can an attacker abuse this endpoint?", "audit this for weaknesses",
+                                 "threat-model this design for me, what could a malicious user do?"])
+def test_a_long_system_prompt_does_not_hide_the_users_ask(runtime, ask):
+    """The user message states the task: a 3.5k-character system prompt before a 1.2k-character question must
+    not push the question out of what the classifier reads (it did: the head of the text was all system
+    prompt)."""
+    prompt = f"{ask}\n{LINK_PREVIEW}"
+    assert select_route(runtime, "auto", None, _user(prompt)).route.name == "security-review"
+    choice = select_route(runtime, "auto", None, _user(prompt, system=APP_SYSTEM))
+    assert choice.route.name == "security-review", choice.reason
+
+
+def test_a_security_tools_system_prompt_still_counts(runtime):
+    """A security tool's system prompt states the task even when the user only pastes code."""
+    system = "You are a security auditor. Review every snippet the user sends for vulnerabilities."
+    code = "def add(a, b):\n    return a + b"
+    assert select_route(runtime, "auto", None, _user(code)).route.name == "general"
+    assert select_route(runtime, "auto", None, _user(code, system=system)).route.name == "security-review"
+    explained = runtime.classifier.explain(code, system=system)
+    assert explained["route"] == "security-review" and explained["nearest"]
+
+
 def test_explicit_rules_win_and_named_routes_are_never_classified(runtime):
     assert select_route(runtime, "general", None, _user(FIX)).reason == "name"
     assert select_route(runtime, "general", None, _user(FIX)).verdict is None
@@ -274,6 +303,12 @@ def test_a_threshold_the_score_does_not_clear_leaves_it_to_the_next_rule():
     choice = select_route(rt, "auto", None, _user(FIX))
     assert choice.route.name == "general" and choice.verdict.outcome == "below_threshold"
     assert choice.verdict.candidate == "security-review"
+    # The audit record has only the reason: it names the route that scored, so a near miss is told apart from
+    # a prompt nearest to no route (whose reason carries the "no route" score).
+    assert choice.reason == f"default:classify=security-review:{choice.verdict.score:.3f}<1.00"
+    benign = select_route(rt, "auto", None, _user(BENIGN_FIX))
+    assert benign.verdict.outcome == "no_route"
+    assert benign.reason == f"default:classify=none:{benign.verdict.score:.3f}"
 
 
 def test_no_classify_block_means_no_classifier():
@@ -319,6 +354,45 @@ def test_a_bad_examples_file_is_a_config_error_naming_its_path(tmp_path, content
     src.write_text("x")
     err = _errors(_cfg(translate={"examples_file": "ex.yaml"}), str(src))
     assert f"routes.translate.classify.examples_file: {path}" in err and message in err
+
+
+def _loads_without_hanging(cfg: dict[str, Any], source: str, fifo: Any) -> str:
+    """The config error for ``cfg``; fails (instead of hanging) if loading blocks on ``fifo``."""
+    import threading
+
+    out: list[str] = []
+    t = threading.Thread(target=lambda: out.append(_errors(cfg, source)), daemon=True)
+    t.start()
+    t.join(5)
+    if t.is_alive():  # blocked opening or reading the FIFO: release it so the thread ends, then fail
+        with open(fifo, "wb"):
+            pass
+        t.join(5)
+        pytest.fail(f"loading the config blocked on {fifo}")
+    return out[0]
+
+
+def test_an_examples_or_model_path_that_is_not_a_regular_file_is_refused(tmp_path):
+    """A FIFO would block the reload forever, a device like /dev/zero would be read without end: only regular
+    files are read, and the error names the path."""
+    import os
+
+    fifo = tmp_path / "ex.txt"
+    os.mkfifo(fifo)
+    src = tmp_path / "gateway.yaml"
+    src.write_text("x")
+    err = _loads_without_hanging(_cfg(translate={"examples_file": "ex.txt"}), str(src), fifo)
+    assert f"routes.translate.classify.examples_file: {fifo}: not a regular file" in err
+    err = _errors(_cfg(translate={"examples_file": "/dev/zero"}), str(src))
+    assert "routes.translate.classify.examples_file: /dev/zero: not a regular file" in err
+    err = _errors(_cfg(translate={"examples_file": str(tmp_path)}), str(src))
+    assert f"examples_file: {tmp_path}: not a regular file" in err
+    cfg = {**_cfg(), "classifier": {"engine": "embedding", "embedding": {"model": str(fifo),
+                                                                         "model_sha256": "0" * 64}}}
+    err = _loads_without_hanging(cfg, str(src), fifo)
+    assert f"classifier.embedding.model: model {fifo}: not a regular file" in err
+    cfg["classifier"]["embedding"] = {"tokenizer": "/dev/zero", "tokenizer_sha256": "1" * 64}
+    assert "classifier.embedding.tokenizer: tokenizer /dev/zero: not a regular file" in _errors(cfg, str(src))
 
 
 def test_a_bad_jsonl_line_names_its_line(tmp_path):

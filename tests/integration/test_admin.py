@@ -160,6 +160,14 @@ def test_cli_withdraw_state_reinstate_drill(emu, make_gateway, capsys):
     assert "HTTP 403" in capsys.readouterr().err
 
 
+@pytest.mark.parametrize("url", ["http://127.0.0.1:1", "not-a-url", "http://[::1"])
+def test_cli_admin_with_unreachable_or_bad_url_exits_cleanly(url, capsys):
+    rc = cli_main(["admin", "--url", url, "--admin-key", "gwa-secret-value-123", "state"])
+    assert rc == 2
+    err = capsys.readouterr().err
+    assert "gateway admin state" in err and "Traceback" not in err and "gwa-secret-value-123" not in err
+
+
 def _eventually(gw, attempts: str, what: str) -> None:
     """Poll until the gateway's next answer shows ``attempts`` (bounded: 5 s)."""
     deadline = time.monotonic() + 5
@@ -194,6 +202,17 @@ def test_admin_explain_uses_the_live_state(emu, make_gateway):
     assert bad.status_code == 400 and bad.json()["error"]["param"] == "key_name"
     assert _admin(gw, "POST", "/admin/explain", key=GATEWAY_KEY, json=req).status_code == 403
     assert _admin(gw, "POST", "/admin/explain", json={"request": "nope"}).status_code == 400
+
+
+@pytest.mark.parametrize("request_body, param", [
+    ({"messages": "x"}, "request.messages"),
+    ({"messages": [5]}, "request.messages[0]"),
+])
+def test_admin_explain_malformed_request_is_a_400_naming_the_field(emu, make_gateway, request_body, param):
+    gw = make_gateway(admin_config(emu.url))
+    r = _admin(gw, "POST", "/admin/explain", json={"request": request_body})
+    assert r.status_code == 400, r.text
+    assert r.json()["error"]["param"] == param
 
 
 def test_lifecycle_events_are_json_lines(emu, make_gateway, caplog):

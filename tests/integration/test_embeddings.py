@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import sqlite3
 import struct
 import time
 
@@ -81,9 +82,29 @@ def test_failover_between_same_dimension_models_skips_other_dimensions(emu, gw, 
     sent = emu.attempts("te3-b")[-1]["request"]
     assert sent == {"model": "te3-b", "input": ["hello world"], "encoding_format": "float"}
     metrics = httpx.get(gw.url + "/metrics").text
-    assert 'gateway_failovers_total{from_model="emb-small",reason="dimensions",route="embed",to_model="emb-b"} 1.0' \
+    # A model of another length was never a candidate: the failover is emb-a -> emb-b, not via emb-small.
+    assert 'gateway_failovers_total{from_model="emb-a",reason="withdrawn",route="embed",to_model="emb-b"} 1.0' \
         in metrics
+    assert 'reason="dimensions"' not in metrics and 'to_model="emb-small"' not in metrics
     assert 'gateway_requests_total{dialect="embeddings",route="embed",status="200"} 1.0' in metrics
+
+
+def test_a_healthy_request_for_other_dimensions_is_no_failover(emu, gw, client, caplog):
+    """Asking for 256-dimension vectors skips the 1536-dimension primary on every request: that is the request's
+    shape, not an incident, so no failover is counted and the model that served is the first candidate."""
+    for _ in range(2):
+        raw = client.embeddings.with_raw_response.create(model="embed", input="x", dimensions=256)
+        assert raw.headers["x-gateway-attempts"] == "emb-a=skipped:dimensions,emb-small=ok"
+    metrics = httpx.get(gw.url + "/metrics").text
+    assert "gateway_failovers_total{" not in metrics
+    assert 'gateway_route_fallback_depth_bucket{le="0.0",route="embed"} 2.0' in metrics
+    logged = [r.getMessage() for r in caplog.records if r.name == "gateway.requests"]
+    assert len(logged) == 2 and all('"failovers":0' in m for m in logged)
+    gw.stop()  # flushes the audit writer: the reports and the status page read failovers from these rows
+    rows = sqlite3.connect(gw.gateway.continuity.path).execute("SELECT attempts, chain FROM requests").fetchall()
+    assert len(rows) == 2 and all("dimensions" not in a and "emb-small" in a for a, _ in rows)
+    # The candidate chain: the dependency report counts an answer by any other than its first as a fallback.
+    assert all("emb-small" in c and "emb-a" not in c for _, c in rows)
 
 
 def test_list_input_float_and_base64(emu, client):
@@ -290,3 +311,12 @@ def test_caller_policy_and_operator_withdrawal_apply(emu, make_gateway, client_f
     raw = client_for(gw, api_key="gw-eu-key-0123456").embeddings.with_raw_response.create(model="embed", input="x")
     assert raw.headers["x-gateway-attempts"] == ("emb-a=denied:no-vendor-a,emb-small=skipped:dimensions,"
                                                  "emb-b=skipped:withdrawn_by_operator,gem-emb=ok")
+
+
+def test_input_too_long_for_every_model_is_a_400_naming_input(emu, client):
+    """The caller's to fix, as for chat, but on this endpoint the field is `input` (there are no `messages`)."""
+    emu.set("te3-a", "context_exceeded")
+    with pytest.raises(openai.BadRequestError) as e:
+        client.embeddings.create(model="embed", input="a long text")
+    assert e.value.code == "context_length_exceeded" and e.value.body["param"] == "input"
+    assert "emb-a: context_too_long" in e.value.message

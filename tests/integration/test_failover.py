@@ -161,6 +161,21 @@ def test_context_too_long_skips_to_a_larger_window(emu, make_gateway, client_for
     assert emu.attempts("qwen-coder") == []
 
 
+def test_prompt_too_long_for_every_model_is_a_400_not_a_502(emu, make_gateway, client_for):
+    """Every model said the prompt is too long (or is smaller than one that did): the caller's fault, as OpenAI
+    reports it (400 context_length_exceeded), not a 502 that the openai SDK retries."""
+    import openai
+    import pytest
+
+    for m in ("fable-5", "gpt-5", "qwen-coder"):
+        emu.set(m, "context_exceeded")
+    gw = make_gateway(base_config(emu.url))
+    with pytest.raises(openai.BadRequestError) as ei:
+        client_for(gw).chat.completions.create(model="security", messages=MSG)
+    assert ei.value.code == "context_length_exceeded"
+    assert [len(emu.attempts(m)) for m in ("fable-5", "gpt-5", "qwen-coder")] == [1, 1, 0]
+
+
 def test_bad_request_is_returned_without_failover(emu, make_gateway, client_for):
     emu.set("fable-5", "invalid_prompt")
     gw = make_gateway(base_config(emu.url))

@@ -61,6 +61,69 @@ def test_invalid_reload_keeps_running_config_and_reports_it(emu, make_gateway):
     assert _chat(gw.url, "security").headers["x-gateway-attempts"] == "fable-5=skipped:withdrawn,gpt-5=ok"
 
 
+def test_a_reload_with_a_new_provider_key_clears_access_denied(emu, make_gateway):
+    """access_denied is the old key's verdict: a reload that rotates the key lets the model be tried again at
+    once (not after withdrawn_recheck); a reload that keeps the key keeps the verdict."""
+    cfg = admin_config(emu.url)
+    cfg["reload"] = {"watch": False}
+    gw = make_gateway(cfg)
+    emu.set("fable-5", "access_revoked")
+    assert _chat(gw.url, "security").headers["x-gateway-attempts"] == "fable-5=access_denied,gpt-5=ok"
+    emu.set("fable-5", "healthy")
+    cfg["routes"]["general"]["models"] = ["qwen-coder", "gpt-5"]  # an unrelated change: the verdict stays
+    _write(gw.config_path, cfg)
+    assert httpx.post(gw.url + "/admin/reload", headers=ADMIN).json()["reload"]["result"] == "ok"
+    assert _chat(gw.url, "security").headers["x-gateway-attempts"] == "fable-5=skipped:access_denied,gpt-5=ok"
+    cfg["providers"]["vendor-a"]["api_key"] = "sk-provider-a-rotated-654321"
+    _write(gw.config_path, cfg)
+    assert httpx.post(gw.url + "/admin/reload", headers=ADMIN).json()["reload"]["result"] == "ok"
+    assert _chat(gw.url, "security").headers["x-gateway-attempts"] == "fable-5=ok"
+
+
+def test_reinstate_clears_an_upstream_verdict_instead_of_404(emu, make_gateway):
+    cfg = admin_config(emu.url)
+    cfg["reload"] = {"watch": False}
+    gw = make_gateway(cfg)
+    emu.set("fable-5", "access_revoked")
+    _chat(gw.url, "security")
+    emu.set("fable-5", "healthy")
+    r = httpx.delete(gw.url + "/admin/withdrawals/model/fable-5", headers=ADMIN)
+    assert r.status_code == 200 and r.json()["cleared"] == ["fable-5"], r.text
+    assert _chat(gw.url, "security").headers["x-gateway-attempts"] == "fable-5=ok"
+    r = httpx.delete(gw.url + "/admin/withdrawals/model/fable-5", headers=ADMIN)  # nothing left to clear
+    assert r.status_code == 404 and r.json()["error"]["code"] == "not_withdrawn"
+
+
+def test_a_reload_that_would_turn_authentication_off_fails_closed(emu, make_gateway, caplog):
+    """A valid file without `keys:` (a truncated or half-written edit looks exactly like that) is rejected like an
+    invalid one: logged, counted, shown, the running keys stay. Saying so explicitly turns authentication off."""
+    cfg = admin_config(emu.url)
+    cfg["reload"] = {"watch": False}
+    gw = make_gateway(cfg)
+    open_cfg = {k: v for k, v in cfg.items() if k != "keys"}
+    _write(gw.config_path, open_cfg)
+    with caplog.at_level("ERROR", logger="gateway.reload"):
+        r = httpx.post(gw.url + "/admin/reload", headers=ADMIN)
+    assert r.status_code == 422 and "auth: {enabled: false}" in r.json()["error"]["message"]
+    assert any("turn client authentication off" in rec.getMessage() for rec in caplog.records)
+    st = httpx.get(gw.url + "/admin/state", headers=ADMIN).json()["config"]["last_reload"]
+    assert st["result"] == "error" and any(e.endswith("`auth: {enabled: false}`") for e in st["errors"])
+    assert 'gateway_config_reloads_total{result="error"} 1.0' in httpx.get(gw.url + "/metrics").text
+    no_key = httpx.post(gw.url + "/v1/chat/completions", json={"model": "general", "messages": MSG}, timeout=10)
+    assert no_key.status_code == 401
+
+    no_admin = {k: v for k, v in cfg.items() if k != "admin_keys"}
+    _write(gw.config_path, no_admin)
+    r = httpx.post(gw.url + "/admin/reload", headers=ADMIN)
+    assert r.status_code == 422 and "auth: {admin: false}" in r.json()["error"]["message"]
+
+    _write(gw.config_path, {**open_cfg, "auth": {"enabled": False}})
+    r = httpx.post(gw.url + "/admin/reload", headers=ADMIN)
+    assert r.status_code == 200 and r.json()["reload"]["result"] == "ok"
+    assert httpx.post(gw.url + "/v1/chat/completions", json={"model": "general", "messages": MSG},
+                      timeout=10).status_code == 200
+
+
 def test_policy_added_by_one_yaml_edit_takes_effect_via_the_watcher(emu, make_gateway):
     cfg = admin_config(emu.url)
     cfg["reload"] = {"watch": True, "debounce": "50ms"}

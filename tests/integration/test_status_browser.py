@@ -5,7 +5,7 @@ and see the page show it as withdrawn (with its reason, as text) after its own r
 ``SAVE_SCREENSHOT=1`` also writes ``docs/status-page.png``.
 
 If chromium or chromedriver is missing this test FAILS (it does not skip): install them with
-``apt-get install -y chromium chromium-driver`` (``.ci/run`` does).
+``apt-get install -y chromium chromium-driver`` (``make test`` does, through scripts/ensure-system-deps.sh).
 """
 
 from __future__ import annotations

@@ -47,6 +47,23 @@ def test_late_first_token_fails_over_within_the_limit(emu, make_gateway, client_
     assert len(emu.attempts("fable-5")) == 1  # abandoned, not retried: a slow model stays slow
 
 
+def test_stream_upstream_that_never_sends_headers_is_abandoned_at_first_token(emu, make_gateway, client_for):
+    """The first-token limit (and the request deadline) must bound the wait for the upstream's response headers
+    too, not only the wait for the first event after them: an upstream that accepts the connection and says
+    nothing used to hold the request for `idle` (per retry), past `first_token` and even past `total`."""
+    emu.set("fable-5", "no_response:delay=10")
+    cfg = base_config(emu.url)
+    cfg["failover"]["timeouts"].update(first_token="300ms", idle="5s", total="8s")
+    gw = make_gateway(cfg)
+    t0 = time.monotonic()
+    raw = client_for(gw).chat.completions.with_raw_response.create(model="security", messages=MSG, stream=True)
+    text = "".join(c.choices[0].delta.content or "" for c in raw.parse() if c.choices)
+    elapsed = time.monotonic() - t0
+    assert text.startswith("Hello from gpt-5")
+    assert raw.headers["x-gateway-attempts"] == "fable-5=transient,gpt-5=ok"  # abandoned, not retried
+    assert elapsed < 2.0, elapsed
+
+
 def test_slow_but_alive_primary_within_the_limit_is_kept(emu, make_gateway, client_for):
     emu.set("fable-5", "slow_first_token:delay=0.2")
     gw = make_gateway(_cfg(emu, first_token="2s"))

@@ -8,6 +8,7 @@ from gateway.cli import main as cli_main
 from gateway.config.durations import parse_duration
 from gateway.config.loader import load_config, parse_config
 from gateway.errors import ConfigError
+from tests.conftest import base_config
 
 GOOD = {
     "providers": {"p": {"kind": "openai", "base_url": "http://127.0.0.1:1/v1", "api_key": "${KEY}"}},
@@ -79,6 +80,44 @@ def test_all_errors_are_reported_at_once():
     assert len(errors) == 2
 
 
+def _base(**over):
+    return base_config("http://127.0.0.1:1", **over)
+
+
+@pytest.mark.parametrize("field", ["connect", "first_token", "idle", "total"])
+def test_zero_timeouts_are_config_errors(field):
+    cfg = _base()
+    cfg["failover"]["timeouts"][field] = 0
+    with pytest.raises(ConfigError) as e:
+        parse_config(cfg)
+    assert f"failover.timeouts.{field}" in str(e.value)
+    cfg = _base()
+    cfg["routes"]["general"]["timeouts"] = {"total": 0} if field == "total" else {"idle": "0s"}
+    with pytest.raises(ConfigError):
+        parse_config(cfg)
+
+
+def test_the_same_admin_key_listed_twice_is_a_config_error():
+    h = "a" * 64
+    cfg = _base(admin_keys=[{"name": "ops", "sha256": h}, {"name": "ops2", "sha256": h}])
+    with pytest.raises(ConfigError) as e:
+        parse_config(cfg)
+    assert "admin_keys[1].sha256" in str(e.value)
+
+
+def test_auth_off_on_purpose_conflicts_with_configured_keys():
+    h = "b" * 64
+    with pytest.raises(ConfigError) as e:
+        parse_config(_base(auth={"enabled": False}))
+    assert "auth.enabled" in str(e.value)
+    with pytest.raises(ConfigError) as e:
+        parse_config(_base(auth={"admin": False}, admin_keys=[{"name": "ops", "sha256": h}]))
+    assert "auth.admin" in str(e.value)
+    cfg = _base(auth={"enabled": False})
+    del cfg["keys"]
+    assert parse_config(cfg).keys is None
+
+
 def test_yaml_syntax_and_duplicate_keys(tmp_path):
     bad = tmp_path / "bad.yaml"
     bad.write_text("providers:\n  p: {kind: openai\n")
@@ -109,10 +148,33 @@ def test_gateway_check_cli(tmp_path, capsys, monkeypatch):
     assert "routes.r.models[1]: unknown model 'gpt5'" in capsys.readouterr().err
 
 
-def test_shipped_configs_are_valid(monkeypatch):
-    monkeypatch.setenv("OPENAI_API_KEY", "dummy")
-    for name in ("config/gateway.yaml", "config/demo.yaml"):
-        load_config(name)
+@pytest.mark.parametrize("name", ["config/gateway.yaml", "config/demo.yaml"])
+def test_shipped_configs_are_valid(monkeypatch, name):
+    """Each shipped config builds into a runtime, resolves its secrets from the environment, turns client
+    authentication on, gives every route a fallback, and passes `gateway check --strict` (what `make check` runs)."""
+    import hashlib
+
+    from gateway.runtime import build_runtime
+
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-dummy-for-the-test")
+    monkeypatch.setenv("DEMO_EMULATOR_URL", "http://127.0.0.1:1")
+    cfg = load_config(name)
+    rt = build_runtime(cfg)
+    assert set(rt.adapters) == set(cfg.models) and rt.default_route is not None
+    for route in rt.routes.values():
+        assert len(route.models) >= 2 and set(route.models) <= set(rt.targets), route.name
+    assert rt.keys, "a shipped config must not leave client authentication off"
+    assert {"demo"} <= {c.name for c in rt.keys.values()}
+    # the documented demo key (README, config comments) is the one configured
+    assert hashlib.sha256(b"demo-key-not-secret").hexdigest() in rt.keys
+    if name.endswith("gateway.yaml"):
+        assert cfg.providers["openai"].api_key == "sk-dummy-for-the-test"
+        assert "sk-dummy-for-the-test" in rt.secrets
+    else:
+        assert all(t.base_url.startswith("http://127.0.0.1:1") for t in rt.targets.values())
+        assert len({rt.targets[m].vendor for m in rt.routes["security-review"].models}) >= 3
+        assert hashlib.sha256(b"demo-admin-key-not-secret").hexdigest() in rt.admin_keys
+    assert cli_main(["check", "--strict", name]) == 0
 
 
 @pytest.mark.parametrize("text,seconds", [("100ms", 0.1), ("2s", 2), ("15m", 900), ("1h", 3600), ("1m30s", 90),

@@ -6,6 +6,7 @@ import pytest
 
 from gateway.config.model import FailoverConfig
 from gateway.errors import ErrorKind, GatewayError, UpstreamError
+from gateway.failover.breaker import BreakerState
 from gateway.failover.engine import FailoverEngine, RunContext
 from gateway.failover.state import MemoryStateStore
 from gateway.providers.base import Target
@@ -133,6 +134,22 @@ async def test_a_failed_half_open_probe_is_not_retried():
     assert [a.outcome for a in ctx.attempts] == ["transient", "ok"]
 
 
+async def test_deadline_reached_on_a_half_open_model_does_not_keep_the_probe():
+    """skip_reason() hands out the half-open probe; an attempt that then finds the deadline passed must give it
+    back, or the breaker stays half-open with its probe taken and the model is skipped forever."""
+    engine, adapters, call, cfg, calls, slept, clock = make(
+        {"a": [err(ErrorKind.TRANSIENT)] * 3 + ["ok-a"]}, retries=0)
+    for _ in range(3):
+        with pytest.raises(GatewayError):
+            await run(engine, adapters, call, cfg, ["a"], clock)
+    assert engine.state.breaker_state("a") is BreakerState.OPEN
+    clock.t += 31  # past the breaker cooldown: half-open, one probe available
+    with pytest.raises(GatewayError):
+        await run(engine, adapters, call, cfg, ["a"], clock, total=0)  # deadline already reached
+    ctx, result = await run(engine, adapters, call, cfg, ["a"], clock)  # the next request may probe
+    assert result == "ok-a" and [a.outcome for a in ctx.attempts] == ["ok"]
+
+
 async def test_configured_secrets_are_masked_in_attempts_and_caller_errors():
     secret = "local-vllm-key"  # not key-shaped: only the configured value can catch it
     engine, adapters, call, cfg, calls, slept, clock = make(
@@ -144,3 +161,21 @@ async def test_configured_secrets_are_masked_in_attempts_and_caller_errors():
     assert secret not in ei.value.message and "***" in ei.value.message
     assert [a.outcome for a in ctx.attempts] == ["transient", "bad_request"]
     assert all(secret not in a.message for a in ctx.attempts)
+
+
+async def test_a_withdrawal_made_during_a_retry_wait_holds_for_the_retry():
+    engine, adapters, call, cfg, calls, slept, clock = make(
+        {"a": [err(ErrorKind.TRANSIENT), "ok-a"], "b": ["ok-b"]}, retries=2)
+    withdrawn: set[str] = set()
+
+    async def sleep(s: float) -> None:  # the operator withdraws `a` while the engine waits to retry it
+        slept.append(s)
+        clock.t += s
+        withdrawn.add("a")
+
+    engine.sleep = sleep
+    ctx = RunContext(route="r", deadline=clock() + 60,
+                     precheck=lambda m: ("skipped:withdrawn_by_operator", "legal") if m in withdrawn else None)
+    result = await engine.run(ctx, ["a", "b"], adapters, cfg, call, cfg.timeouts)
+    assert result == "ok-b" and calls == ["a", "b"]
+    assert [a.outcome for a in ctx.attempts] == ["transient", "skipped:withdrawn_by_operator", "ok"]

@@ -11,6 +11,7 @@ from gateway.config.loader import parse_config
 from gateway.errors import ConfigError, GatewayError
 from gateway.routing.policy import check_route
 from gateway.runtime import build_runtime
+from tests.conftest import base_config
 
 SHA = hashlib.sha256(b"k").hexdigest()
 SHA2 = hashlib.sha256(b"k2").hexdigest()
@@ -73,6 +74,19 @@ def test_route_restriction():
     with pytest.raises(GatewayError) as ei:
         check_route(rt.keys[SHA2], "gen")
     assert ei.value.status == 403 and ei.value.code == "route_not_allowed"
+
+
+@pytest.mark.parametrize("cond", [
+    {"when": {}},                                   # empty: would apply to everyone silently
+    {"unless": {}},                                 # empty: would exempt everyone -> denies nothing
+    {"when": {"jurisdiction": []}},                 # no value can match -> denies nothing
+    {"unless": {"jurisdiction": []}},
+])
+def test_empty_policy_conditions_are_config_errors(cond):
+    pol = {"name": "p", "deny": {"models": ["fable-5"]}, "reason": "r", **cond}
+    with pytest.raises(ConfigError) as e:
+        parse_config(base_config("http://127.0.0.1:1", policies=[pol]))
+    assert "policies[0]" in str(e.value)
 
 
 @pytest.mark.parametrize("mutate,expected", [

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from functools import lru_cache
 from math import exp
 from typing import Any
 
@@ -19,6 +20,9 @@ from gateway.routing.classify.corpus import Example
 from gateway.routing.classify.text import MAX_CHARS, truncate
 
 NO_ROUTE = ""  # the label of examples that belong to no classifying route
+# How much a system prompt's evidence counts next to the user message's (see ``Classifier.scores``).
+SYSTEM_WEIGHT = 0.5
+SYSTEM_CACHE = 64  # system prompts whose decision is kept per classifier
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,6 +57,15 @@ class Classifier:
     _model: Any = field(repr=False)
     _train: tuple[tuple[str, str], ...] = field(repr=False)  # (text, label), for the nearest examples
     _matrix: Any = field(repr=False)
+    _system_cache: Any = field(default=None, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        # Per snapshot, bounded; functools' lru_cache is thread-safe (the embedding engine runs in workers).
+        object.__setattr__(self, "_system_cache", lru_cache(maxsize=SYSTEM_CACHE)(self._decision))
+
+    def _system_decision(self, system: str) -> list[float]:
+        d: list[float] = self._system_cache(truncate(system, self.max_chars))  # keys bounded: max_chars each
+        return d
 
     @property
     def engine_name(self) -> str:
@@ -63,14 +76,27 @@ class Classifier:
         """Whether one classification takes long enough (milliseconds) to belong off the event loop."""
         return self.engine.name == "embedding"
 
-    def scores(self, text: str) -> dict[str, float]:
-        """Each label's probability: the logistic regression's ``predict_proba``, computed by the engine's
-        ``decision`` (no scikit-learn call on the request path)."""
+    def _decision(self, text: str) -> list[float]:
         text = truncate(text, self.max_chars)
         try:
-            d = self.engine.decision(text)
+            d: list[float] = self.engine.decision(text)
         except (UnicodeEncodeError, TypeError):  # a lone surrogate: RE2 and the tokenizer take UTF-8 only
             d = self.engine.decision(text.encode("utf-8", "replace").decode("utf-8"))
+        return d
+
+    def scores(self, text: str, system: str = "") -> dict[str, float]:
+        """Each label's probability: the logistic regression's ``predict_proba``, computed by the engine's
+        ``decision`` (no scikit-learn call on the request path).
+
+        ``text`` is the request (the last user message), ``system`` its system prompt(s). Each is scored on its
+        own and the system prompt's evidence is added at ``SYSTEM_WEIGHT``: the user message states the task,
+        and a long system prompt (an agent's policy text mentions "security" on every request) must neither
+        push it out of the classifier's window nor decide alone. A system prompt's decision is cached (an
+        application sends the same one with every request)."""
+        d = self._decision(text)
+        if system:
+            ds = self._system_decision(system)
+            d = [u + SYSTEM_WEIGHT * v for u, v in zip(d, ds, strict=True)]
         classes = self._model.classes_
         intercept = self._model.intercept_
         if len(classes) == 2:
@@ -83,8 +109,8 @@ class Classifier:
         total = sum(e)
         return {classes[i]: e[i] / total for i in range(len(classes))}
 
-    def classify(self, text: str) -> Verdict:
-        return self._verdict(self.scores(text))
+    def classify(self, text: str, system: str = "") -> Verdict:
+        return self._verdict(self.scores(text, system))
 
     def _verdict(self, scores: Mapping[str, float]) -> Verdict:
         top = max(scores, key=scores.__getitem__)
@@ -94,11 +120,12 @@ class Classifier:
         threshold = self.thresholds[top]
         return Verdict(top if score >= threshold else None, top, round(score, 4), threshold, self.engine.name)
 
-    def explain(self, text: str, k: int = 3) -> dict[str, Any]:
-        """The verdict, every label's score and the ``k`` nearest training examples (cosine similarity)."""
+    def explain(self, text: str, k: int = 3, system: str = "") -> dict[str, Any]:
+        """The verdict, every label's score and the ``k`` nearest training examples (cosine similarity) to the
+        request's ``text``."""
         import numpy as np
 
-        scores = self.scores(text)
+        scores = self.scores(text, system)
         v = self._verdict(scores)
         x = self.engine.transform([truncate(text, self.max_chars).encode("utf-8", "replace").decode("utf-8")])
         m = self._matrix

@@ -10,6 +10,7 @@ problem raises ``ValueError`` with a message the config loader prefixes with the
 from __future__ import annotations
 
 import json
+import stat
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
@@ -77,15 +78,30 @@ def load_corpus_file(path: str | Path) -> list[Example]:
     return compose(doc)
 
 
-def read_examples_file(path: Path) -> list[str]:
-    """Example prompts from an operator's file. Raises ``ValueError`` (the caller adds the path)."""
+def read_regular_file(path: Path, limit: int | None = None) -> bytes:
+    """The bytes of a regular file of at most ``limit`` bytes; ``ValueError`` otherwise (the caller adds the
+    path). Anything else is refused before it is opened: a FIFO would block a reload forever and a device
+    such as /dev/zero would be read without end."""
     try:
-        size = path.stat().st_size
-        if size > MAX_EXAMPLES_FILE_BYTES:
-            raise ValueError(f"larger than {MAX_EXAMPLES_FILE_BYTES} bytes")
-        text = path.read_text(encoding="utf-8")
+        st = path.stat()
+        if not stat.S_ISREG(st.st_mode):
+            raise ValueError("not a regular file")
+        if limit is not None and st.st_size > limit:
+            raise ValueError(f"larger than {limit} bytes")
+        with path.open("rb") as f:
+            data = f.read() if limit is None else f.read(limit + 1)
     except OSError as e:
         raise ValueError(f"cannot read: {e.strerror or e}") from None
+    if limit is not None and len(data) > limit:  # grew since the stat
+        raise ValueError(f"larger than {limit} bytes")
+    return data
+
+
+def read_examples_file(path: Path) -> list[str]:
+    """Example prompts from an operator's file. Raises ``ValueError`` (the caller adds the path)."""
+    data = read_regular_file(path, MAX_EXAMPLES_FILE_BYTES)
+    try:
+        text = data.decode("utf-8")
     except UnicodeDecodeError as e:
         raise ValueError(f"not UTF-8 text: {e}") from None
     suffix = path.suffix.lower()

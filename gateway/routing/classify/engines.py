@@ -147,10 +147,12 @@ def _package_file(package: str, rel: str) -> Path | None:
 
 
 def _verified(label: str, path: Path, expected: str) -> Path:
+    from gateway.routing.classify.corpus import read_regular_file
+
     try:
-        digest = hashlib.sha256(path.read_bytes()).hexdigest()
-    except OSError as e:
-        raise EngineError(f"{label} {path}: cannot read: {e.strerror or e}") from None
+        digest = hashlib.sha256(read_regular_file(path)).hexdigest()
+    except ValueError as e:
+        raise EngineError(f"{label} {path}: {e}") from None
     if digest != expected.lower():
         raise EngineError(f"{label} {path}: sha256 is {digest}, expected {expected.lower()}")
     return path

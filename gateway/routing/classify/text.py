@@ -1,4 +1,4 @@
-"""What the classifier reads: the system prompt(s) plus the last user message, truncated deterministically.
+"""What the classifier reads: the last user message and the system prompt(s), each truncated deterministically.
 
 Pure functions over the internal (OpenAI-shaped) request. Truncation keeps the head and the tail of a long
 prompt (a request usually states the task at one end and pastes code at the other), so the same prompt always
@@ -23,19 +23,25 @@ def content_text(content: Any) -> str:
     return ""
 
 
-def request_text(messages: Sequence[Any]) -> str:
-    """System/developer prompts (in order) then the last user message; "" when there is no user message."""
+def request_parts(messages: Sequence[Any]) -> tuple[str, str]:
+    """(the last user message, the system/developer prompts in order joined by newlines); ("", "") when there
+    is no user message. The classifier scores the two apart (``Classifier.scores``)."""
     last_user = ""
     for msg in reversed(messages):
         if isinstance(msg, Mapping) and msg.get("role") == "user":
             last_user = content_text(msg.get("content"))
             break
     if not last_user:
-        return ""
+        return "", ""
     system = [content_text(m.get("content")) for m in messages
               if isinstance(m, Mapping) and m.get("role") in ("system", "developer")]
-    system = [s for s in system if s]
-    return "\n".join([*system, last_user]) if system else last_user
+    return last_user, "\n".join(s for s in system if s)
+
+
+def request_text(messages: Sequence[Any]) -> str:
+    """System/developer prompts (in order) then the last user message; "" when there is no user message."""
+    user, system = request_parts(messages)
+    return f"{system}\n{user}" if system else user
 
 
 def truncate(text: str, max_chars: int = MAX_CHARS) -> str:
