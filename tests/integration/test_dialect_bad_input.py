@@ -99,3 +99,12 @@ def test_odd_json_schemas_never_make_a_500(emu, http, schema):
             for stream in (False, True):
                 r = http.post(path, json={**body, "stream": stream})
                 assert r.status_code < 500, (route, path, stream, r.text)
+
+
+def test_an_image_that_is_not_base64_is_a_400_naming_its_data_field(emu, http):
+    image = {"type": "image", "source": {"type": "base64", "media_type": "image/png", "data": "AAA"}}
+    for route in KINDS:
+        r = http.post("/v1/messages", json={"model": route, "max_tokens": 10, "messages": [
+            {"role": "user", "content": [{"type": "text", "text": "what is this?"}, image]}]})
+        assert "messages[0].content[1].source.data" in _anthropic_error(r), route
+    assert emu.attempts() == []
