@@ -42,6 +42,7 @@ from gateway.failover.engine import FailoverEngine
 from gateway.failover.withdrawals import WithdrawalDB, Withdrawals
 from gateway.observability.metrics import Metrics
 from gateway.runtime import Runtime, build_runtime, changed_upstreams
+from gateway.services import LiveRuntime, RequestServices, UpstreamSlot
 from gateway.state.live import FleetState
 from gateway.state.ratelimit import FleetRateLimiter
 from gateway.state.sessions import FleetRevokedSessions
@@ -69,7 +70,7 @@ class Gateway:
         self.state = make_state(runtime.config, clock)  # memory, or the local cache of the fleet's shared state
         self.engine = FailoverEngine(self.state, clock, sleep)
         self.metrics = Metrics()
-        self.upstream: UpstreamClient = None  # type: ignore[assignment]  # set in the lifespan
+        self.upstream_slot = UpstreamSlot()  # the client is opened in the lifespan
         self.limiter = RateLimiter(clock)
         # Admin surface state behind small interfaces (a shared backend can replace either): failed-auth throttle
         # per source address, and status-page sessions revoked by logout.
@@ -91,7 +92,7 @@ class Gateway:
         # Awaited on shutdown before the audit writer closes: lets requests ended at the drain deadline record
         # their outcome (set by GatewayApp to the chat endpoint's wait).
         self.quiesce: Callable[[float], Awaitable[None]] | None = None
-        self.runtime = runtime
+        self.live = LiveRuntime(runtime)
         self._apply_state_config(runtime)
         self.metrics.watch_state(
             lambda: [(t.name, t.provider) for t in self.runtime.targets.values()],
@@ -109,6 +110,20 @@ class Gateway:
             self.limiter = FleetRateLimiter(clock, fleet.store, lambda: fleet.up)  # per-key limits hold fleet-wide
             self.revoked_sessions = FleetRevokedSessions(fleet.store, lambda: fleet.up)  # a logout holds fleet-wide
         self.state.on_transition = self.lifecycle
+
+    @property
+    def runtime(self) -> Runtime:
+        return self.live.runtime
+
+    @property
+    def upstream(self) -> UpstreamClient | None:
+        return self.upstream_slot.client
+
+    def request_services(self) -> RequestServices:
+        """What the request path is given (chat completions, embeddings, the inbound dialects)."""
+        return RequestServices(live=self.live, clock=self.clock, engine=self.engine, state=self.state,
+                               withdrawals=self.withdrawals, limiter=self.limiter, metrics=self.metrics,
+                               continuity=self.continuity, upstream=self.upstream_slot)
 
     def _state_dir(self, runtime: Runtime) -> Path | None:
         return state_dir(runtime.config, self.config_path)  # read once, at startup
@@ -144,14 +159,14 @@ class Gateway:
                 log.warning("config reload: %s has a new upstream (key, URL or model id); its state is cleared", model)
             self.state.reinstate(model)
         self._apply_state_config(runtime)
-        self.runtime = runtime
+        self.live.runtime = runtime
         if self.upstream is not None:
             self.upstream.max_response_bytes = runtime.config.limits.max_response_bytes
         self.continuity.on_reload(runtime)
 
     async def start(self) -> None:
         if self.upstream is None:
-            self.upstream = UpstreamClient(max_response_bytes=self.runtime.config.limits.max_response_bytes)
+            self.upstream_slot.client = UpstreamClient(max_response_bytes=self.runtime.config.limits.max_response_bytes)
             if self.withdrawals_db is not None:
                 # Fail loudly: a gateway that forgot a legal withdrawal must not serve.
                 self.withdrawals.load(await asyncio.to_thread(self.withdrawals_db.init))
@@ -181,7 +196,7 @@ class Gateway:
                 await self.fleet.stop()
             await self.continuity.aclose()  # uvicorn let in-flight requests finish first: nothing answered is lost
             await self.upstream.aclose()
-            self.upstream = None  # type: ignore[assignment]
+            self.upstream_slot.client = None
 
     async def _sync_withdrawals(self) -> None:
         """Several workers (``--workers N``) or replicas share ``state_dir``: a withdrawal or reinstatement made
@@ -262,7 +277,7 @@ def _error_response(err: GatewayError) -> JSONResponse:
     return JSONResponse(err.body(), status_code=err.status, headers=err.headers)
 
 
-def build_api(gw: Gateway) -> FastAPI:
+def build_api(gw: Gateway, services: RequestServices) -> FastAPI:
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         await gw.start()
@@ -343,7 +358,7 @@ def build_api(gw: Gateway) -> FastAPI:
         """One route, alias or model this caller may use (as listed by ``GET /v1/models``); 404 otherwise."""
         return models_api.find(gw.runtime, authenticate(request.scope, gw.runtime), model_id)
 
-    app.include_router(embeddings_api.build_router(gw))  # POST /v1/embeddings
+    app.include_router(embeddings_api.build_router(services))  # POST /v1/embeddings
 
     openapi.install(app)  # the pure-ASGI endpoints (chat completions) appear in /openapi.json too
     return app
@@ -355,10 +370,11 @@ class GatewayApp:
 
     def __init__(self, gw: Gateway) -> None:
         self.gateway = gw
-        self.api = build_api(gw)
-        self.chat = ChatEndpoint(gw)
+        services = gw.request_services()
+        self.api = build_api(gw, services)
+        self.chat = ChatEndpoint(services)
         gw.quiesce = self.chat.wait_idle
-        self.dialects = dialect_routes(gw, self.chat, authenticate)  # /v1/messages, /v1/responses (pure ASGI)
+        self.dialects = dialect_routes(services, self.chat, authenticate)  # /v1/messages, /v1/responses (pure ASGI)
 
     def drain(self, graceful_timeout: float) -> None:
         """Shutdown began (``gateway.server`` calls this): requests get ``graceful_timeout`` seconds."""

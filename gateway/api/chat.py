@@ -42,7 +42,7 @@ from gateway.runtime import Runtime
 from gateway.upstream import Timeouts
 
 if TYPE_CHECKING:
-    from gateway.app import Gateway
+    from gateway.services import RequestServices
 
 log = logging.getLogger("gateway")
 _RID = re.compile(r"^[A-Za-z0-9._\-]{1,128}$")
@@ -85,8 +85,8 @@ class _RequestIds:
 
 
 class ChatEndpoint:
-    def __init__(self, gw: Gateway) -> None:
-        self.gw = gw
+    def __init__(self, svc: RequestServices) -> None:
+        self.svc = svc
         self._ids = _RequestIds()
         self.streams = 0  # streaming responses in flight (limits.max_streams)
         # Requests past authentication, validation and routing: their tasks, for the drain deadline. ``draining``
@@ -121,9 +121,9 @@ class ChatEndpoint:
                                 "more_body": False})
 
     async def _handle(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
-        gw = self.gw
-        runtime = gw.runtime
-        start = gw.clock()
+        svc = self.svc
+        runtime = svc.live.runtime
+        start = svc.clock()
         rid = header(scope, b"x-request-id")
         if rid is None or not _RID.match(rid):
             rid = self._ids()
@@ -135,7 +135,7 @@ class ChatEndpoint:
         try:
             caller = authenticate(scope, runtime)
             if caller.rate_limit is not None:
-                await gw.limiter.acheck(caller.name or "", caller.rate_limit)
+                await svc.limiter.acheck(caller.name or "", caller.rate_limit)
             raw = await read_body(receive, runtime.config.limits.max_body_bytes, header(scope, b"content-length"))
             try:
                 body = orjson.loads(raw)
@@ -149,7 +149,7 @@ class ChatEndpoint:
             choice = await select_route_async(runtime, body.get("model"), header(scope, b"x-gateway-route"),
                                               body["messages"])
             if choice.verdict is not None:
-                gw.metrics.record_classification(choice.verdict)
+                svc.metrics.record_classification(choice.verdict)
             check_route(caller, choice.route.name)
             needs = required_capabilities(body)
             if needs:
@@ -160,12 +160,12 @@ class ChatEndpoint:
         except GatewayError as e:
             route_label = choice.route.name if choice is not None else "none"
             if e.code == "route_not_allowed":
-                gw.metrics.policy_denials.labels(KEY_ROUTES_POLICY, route_label).inc()
-            gw.metrics.requests.labels(route_label, str(e.status), dialect).inc()
+                svc.metrics.policy_denials.labels(KEY_ROUTES_POLICY, route_label).inc()
+            svc.metrics.requests.labels(route_label, str(e.status), dialect).inc()
             await send_error(send, e, base)
-            gw.continuity.on_request(RequestRecord(
+            svc.continuity.on_request(RequestRecord(
                 rid, wall, caller.name if caller is not None else None, route_label,
-                choice.reason if choice is not None else "none", False, e.status, gw.clock() - start,
+                choice.reason if choice is not None else "none", False, e.status, svc.clock() - start,
                 error=e.code or e.type, dialect=dialect))
             return
         except ConnectionAbortedError:
@@ -177,7 +177,7 @@ class ChatEndpoint:
         route = choice.route
         timeouts = route.timeouts or runtime.config.failover.timeouts
         ctx = RunContext(route=route.name, deadline=start + timeouts.total,
-                         precheck=request_precheck(caller, gw.withdrawals, needs, runtime.targets),
+                         precheck=request_precheck(caller, svc.withdrawals, needs, runtime.targets),
                          on_refusal=route.on_refusal,
                          refusal_fallbacks=route.refusal_fallbacks, secrets=runtime.secrets)
         stream = bool(body.get("stream"))
@@ -207,11 +207,11 @@ class ChatEndpoint:
                     self._idle.set()
             watch.close()
             served = outcome.served or ([ctx.served] if ctx.served else [])
-            gw.metrics.record_request(route.name, outcome.status, ctx.attempts, choice.chain, ctx.served, dialect)
-            gw.continuity.on_request(RequestRecord(
-                rid, wall, caller.name, route.name, choice.reason, stream, outcome.status, gw.clock() - start,
+            svc.metrics.record_request(route.name, outcome.status, ctx.attempts, choice.chain, ctx.served, dialect)
+            svc.continuity.on_request(RequestRecord(
+                rid, wall, caller.name, route.name, choice.reason, stream, outcome.status, svc.clock() - start,
                 ctx.attempts, served, outcome.usage, choice.chain, dict(caller.attributes), outcome.error,
-                gw.continuity.prompt_hash(body), dialect))
+                svc.continuity.prompt_hash(body), dialect))
 
     # -- shutdown ----------------------------------------------------------------------------------------
     def drain(self, graceful_timeout: float) -> None:
@@ -242,10 +242,10 @@ class ChatEndpoint:
     # -- non-streaming -----------------------------------------------------------------------------------
     async def _complete(self, runtime: Runtime, body: dict[str, Any], choice: RouteChoice, ctx: RunContext,
                         base: Headers, send: Any, rid: str, watch: _Disconnect, timeouts: Any) -> Outcome:
-        gw = self.gw
         sbody = stream_body(body)
         first_token = timeouts.first_token
-        upstream = gw.upstream
+        upstream = self.svc.upstream.client
+        assert upstream is not None, "the upstream client is opened in the lifespan"
 
         async def direct(adapter: Any, t: Timeouts) -> dict[str, Any]:
             raw = await upstream.send(adapter.build_request(body, False), t)
@@ -259,16 +259,16 @@ class ChatEndpoint:
         async def call(adapter: Any, t: Timeouts) -> dict[str, Any]:
             # Read as a stream and assembled: the same first_token/idle protection as streaming requests, and a
             # cut mid-answer restarts cleanly on the next model because the client has received nothing yet.
-            result = await assemble(await open_stream(gw, adapter, t, sbody, first_token, refusals=False,
-                                                          whole=True))
+            result = await assemble(await open_stream(upstream, adapter, t, sbody, first_token, refusals=False,
+                                                      whole=True))
             if refused(result["choices"]):
                 raise refusal(result)
             return result
 
         try:
             fo = runtime.config.failover
-            result = await self.gw.engine.run(ctx, choice.chain, runtime.adapters, fo,
-                                              call if fo.non_streaming == "stream" else direct, timeouts)
+            result = await self.svc.engine.run(ctx, choice.chain, runtime.adapters, fo,
+                                               call if fo.non_streaming == "stream" else direct, timeouts)
         except GatewayError as e:
             watch.close()
             await send_error(send, e, _routed_headers(base, choice, ctx))
@@ -282,7 +282,7 @@ class ChatEndpoint:
     # -- streaming ---------------------------------------------------------------------------------------
     async def _stream(self, runtime: Runtime, body: dict[str, Any], choice: RouteChoice, ctx: RunContext,
                       base: Headers, send: Any, start: float, rid: str, watch: _Disconnect) -> Outcome:
-        relay = StreamRelay(self.gw, runtime, body, choice, ctx, send, "chatcmpl-" + rid, start)
+        relay = StreamRelay(self.svc, runtime, body, choice, ctx, send, "chatcmpl-" + rid, start)
         relay.interruptible = lambda: self.draining and not watch.disconnected
         self.streams += 1
         try:

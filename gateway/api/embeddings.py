@@ -42,7 +42,8 @@ from gateway.runtime import Runtime
 from gateway.upstream import Timeouts
 
 if TYPE_CHECKING:
-    from gateway.app import Gateway
+    from gateway.services import RequestServices
+    from gateway.upstream import UpstreamClient
 
 MAX_INPUTS = 2048  # OpenAI's limit per request
 MAX_PARALLEL = 8  # upstream calls in flight for one request when a model takes fewer inputs per call
@@ -148,15 +149,15 @@ def encode(vectors: list[list[float]], fmt: str) -> list[Any]:
 
 
 class EmbeddingsEndpoint:
-    def __init__(self, gw: Gateway) -> None:
-        self.gw = gw
+    def __init__(self, svc: RequestServices) -> None:
+        self.svc = svc
         self._ids = _RequestIds()
 
     async def __call__(self, request: Request) -> Response:
-        gw = self.gw
-        runtime = gw.runtime
+        svc = self.svc
+        runtime = svc.live.runtime
         scope = request.scope
-        start = gw.clock()
+        start = svc.clock()
         wall = time.time()
         rid = header(scope, b"x-request-id")
         if rid is None or not _RID.match(rid):
@@ -167,7 +168,7 @@ class EmbeddingsEndpoint:
         try:
             caller = authenticate(scope, runtime)
             if caller.rate_limit is not None:
-                await gw.limiter.acheck(caller.name or "", caller.rate_limit)  # fleet-wide with state: redis
+                await svc.limiter.acheck(caller.name or "", caller.rate_limit)  # fleet-wide with state: redis
             raw = await read_body(request.receive, runtime.config.limits.max_body_bytes,
                                   header(scope, b"content-length"))
             try:
@@ -182,11 +183,11 @@ class EmbeddingsEndpoint:
         except GatewayError as e:
             route_label = choice.route.name if choice is not None else "none"
             if e.code == "route_not_allowed":
-                gw.metrics.policy_denials.labels(KEY_ROUTES_POLICY, route_label).inc()
-            gw.metrics.record_request(route_label, e.status, (), (), None, DIALECT)
-            gw.continuity.on_request(RequestRecord(
+                svc.metrics.policy_denials.labels(KEY_ROUTES_POLICY, route_label).inc()
+            svc.metrics.record_request(route_label, e.status, (), (), None, DIALECT)
+            svc.continuity.on_request(RequestRecord(
                 rid, wall, caller.name if caller is not None else None, route_label,
-                choice.reason if choice is not None else "none", False, e.status, gw.clock() - start,
+                choice.reason if choice is not None else "none", False, e.status, svc.clock() - start,
                 error=e.code or e.type, dialect=DIALECT))
             return _error(e, base)
         except ConnectionAbortedError:
@@ -194,13 +195,13 @@ class EmbeddingsEndpoint:
         route = choice.route
         timeouts = route.timeouts or runtime.config.failover.timeouts
         ctx = RunContext(route=route.name, deadline=start + timeouts.total,
-                         precheck=_dimensions_precheck(runtime, want, _precheck(caller, gw.withdrawals)),
+                         precheck=_dimensions_precheck(runtime, want, _precheck(caller, svc.withdrawals)),
                          on_refusal=route.on_refusal, secrets=runtime.secrets)
         status, usage, error = 500, None, None
         try:
             try:
-                result = await gw.engine.run(ctx, choice.chain, runtime.embedders, runtime.config.failover,
-                                             _attempt_call(gw, req, timeouts.first_token), timeouts)
+                result = await svc.engine.run(ctx, choice.chain, runtime.embedders, runtime.config.failover,
+                                              _attempt_call(svc.upstream.client, req, timeouts.first_token), timeouts)
             except GatewayError as e:
                 e = _exhausted(e, route.name, ctx.attempts)
                 if e.param == "messages":  # the engine names the chat field (context_length_exceeded)
@@ -221,10 +222,10 @@ class EmbeddingsEndpoint:
             # error messages still list the skips.
             tried = candidates(ctx.attempts)
             chain = tuple(m for m in choice.chain if runtime.targets[m].dimensions == want)
-            gw.metrics.record_request(route.name, status, tried, chain, ctx.served, DIALECT)
+            svc.metrics.record_request(route.name, status, tried, chain, ctx.served, DIALECT)
             hashed = prompt_hash(list(req.inputs)) if runtime.config.audit.store_prompt_hash else None
-            gw.continuity.on_request(RequestRecord(
-                rid, wall, caller.name, route.name, choice.reason, False, status, gw.clock() - start,
+            svc.continuity.on_request(RequestRecord(
+                rid, wall, caller.name, route.name, choice.reason, False, status, svc.clock() - start,
                 tried, [ctx.served] if ctx.served else [], usage, chain, dict(caller.attributes),
                 error, hashed, DIALECT))
 
@@ -260,10 +261,10 @@ def _dimensions_precheck(runtime: Runtime, want: int, then: Any) -> Any:
     return precheck
 
 
-def _attempt_call(gw: Gateway, req: EmbeddingRequest, first_token: float) -> Any:
+def _attempt_call(upstream: UpstreamClient | None, req: EmbeddingRequest, first_token: float) -> Any:
     """The engine's ``call`` for one attempt at one embedding model: the inputs in batches the model accepts
     (several upstream calls at most ``MAX_PARALLEL`` at a time; the first failure fails the attempt)."""
-    upstream = gw.upstream
+    assert upstream is not None, "the upstream client is opened in the lifespan"
 
     async def one(embedder: Any, part: tuple[str, ...], t: Timeouts) -> Embeddings:
         raw = await upstream.send(embedder.build_request(replace(req, inputs=part)), t)
@@ -314,9 +315,9 @@ def _error(e: GatewayError, headers: list[tuple[bytes, bytes]]) -> Response:
                     headers={**_str_headers(headers), **e.headers})
 
 
-def build_router(gw: Gateway) -> APIRouter:
+def build_router(svc: RequestServices) -> APIRouter:
     router = APIRouter()
-    endpoint = EmbeddingsEndpoint(gw)
+    endpoint = EmbeddingsEndpoint(svc)
 
     @router.post("/v1/embeddings", openapi_extra={"requestBody": {
         "required": True, "content": {"application/json": {"schema": REQUEST_SCHEMA}}}},

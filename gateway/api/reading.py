@@ -22,7 +22,7 @@ from gateway.providers.base import NativeBody
 from gateway.upstream import Timeouts
 
 if TYPE_CHECKING:
-    from gateway.app import Gateway
+    from gateway.upstream import UpstreamClient
 
 CHARS_PER_TOKEN = 4
 DRAIN_SECONDS = 0.05  # after a complete answer, how long the rest of the upstream body may take to arrive
@@ -163,7 +163,7 @@ class Committed:
                 yield out
 
 
-async def open_stream(gw: Gateway, adapter: Any, t: Timeouts, body: Mapping[str, Any],
+async def open_stream(upstream: UpstreamClient, adapter: Any, t: Timeouts, body: Mapping[str, Any],
                       first_token: float, refusals: bool = True, whole: bool = False) -> Committed:
     """Open an upstream stream and read until its first releasable content (the engine's ``call`` for streams).
 
@@ -185,7 +185,7 @@ async def open_stream(gw: Gateway, adapter: Any, t: Timeouts, body: Mapping[str,
         seen = False
         try:
             async with asyncio.timeout(limit) as tm:
-                rs = await stack.enter_async_context(gw.upstream.open_stream(adapter.build_request(body, True), t))
+                rs = await stack.enter_async_context(upstream.open_stream(adapter.build_request(body, True), t))
                 if rs.status >= 300:
                     raise adapter.classify_error(rs.status, rs.headers, await rs.read())
                 decoder = adapter.stream_decoder(body)

@@ -61,9 +61,11 @@ from gateway.observability.redact import redact
 from gateway.upstream import Timeouts
 
 if TYPE_CHECKING:
-    from gateway.app import Gateway
+    from gateway.failover.state import StateStore
     from gateway.routing.select import RouteChoice
     from gateway.runtime import Runtime
+    from gateway.services import RequestServices
+    from gateway.upstream import UpstreamClient
 
 # Sent, after the partial answer, to models that take no assistant prefill. The emulator recognises its first
 # sentence (gateway/emulator/content.py CONTINUE_MARKER).
@@ -95,9 +97,9 @@ class Outcome:
 class StreamRelay:
     """One streaming request: commit, forward, continue, finish. Not shared between requests."""
 
-    def __init__(self, gw: Gateway, runtime: Runtime, body: dict[str, Any], choice: RouteChoice, ctx: RunContext,
+    def __init__(self, svc: RequestServices, runtime: Runtime, body: dict[str, Any], choice: RouteChoice, ctx: RunContext,
                  send: Any, resp_id: str, start: float) -> None:
-        self.gw = gw
+        self.svc = svc
         self.runtime = runtime
         self.body = body
         self.choice = choice
@@ -129,19 +131,25 @@ class StreamRelay:
         self.guard: SpliceGuard | None = None  # the current continuation's splice check
 
     # -- the engine's calls ------------------------------------------------------------------------------
+    def _upstream(self) -> UpstreamClient:
+        client = self.svc.upstream.client
+        assert client is not None, "the upstream client is opened in the lifespan"
+        return client
+
     async def _call(self, adapter: Any, t: Timeouts) -> Committed:
-        return await open_stream(self.gw, adapter, t, self.body, t.first_token or self.timeouts.first_token)
+        return await open_stream(self._upstream(), adapter, t, self.body,
+                                 t.first_token or self.timeouts.first_token)
 
     async def _call_continue(self, adapter: Any, t: Timeouts) -> Committed:
-        return await continue_stream(self.gw, adapter, t, self.body, "".join(self.text),
+        return await continue_stream(self._upstream(), self.svc.state, adapter, t, self.body, "".join(self.text),
                                      t.first_token or self.timeouts.first_token)
 
     # -- the whole stream --------------------------------------------------------------------------------
     async def run(self, headers: Callable[[], Headers], watch: Any) -> Outcome:
         """``headers`` is called once the attempts that lead to the answer (or the error) are known."""
-        gw, ctx, rt = self.gw, self.ctx, self.runtime
+        svc, ctx, rt = self.svc, self.ctx, self.runtime
         try:
-            committed = await gw.engine.run(ctx, self.choice.chain, rt.adapters, rt.config.failover, self._call,
+            committed = await svc.engine.run(ctx, self.choice.chain, rt.adapters, rt.config.failover, self._call,
                                             self.timeouts)
         except GatewayError as e:
             watch.close()
@@ -192,7 +200,7 @@ class StreamRelay:
 
     async def _relay(self, committed: Committed, model: str) -> UpstreamError | None:
         """Forward one model's stream. Returns None when the answer is complete, else the cut."""
-        gw = self.gw
+        svc = self.svc
         decoder = committed.decoder
         try:
             await self._emit(committed.first, model)
@@ -217,12 +225,12 @@ class StreamRelay:
                 return None
             target = self.runtime.targets.get(model)
             if target is not None:
-                gw.engine.record_failure(self.ctx, target, e)
+                svc.engine.record_failure(self.ctx, target, e)
             self._estimate_usage()
             return e
         finally:
             if model and decoder.malformed:
-                gw.metrics.malformed.labels(model).inc(decoder.malformed)
+                svc.metrics.malformed.labels(model).inc(decoder.malformed)
             await committed.aclose()
 
     async def _continue(self, cut: UpstreamError, model: str) -> Committed | None:
@@ -238,13 +246,13 @@ class StreamRelay:
         ctx = self.ctx
         ctx.continuation = True
         if ctx.precheck is None:  # a request built without the candidate filter (tests): withdrawals still hold
-            ctx.precheck = withdrawals_only(self.gw.withdrawals)
+            ctx.precheck = withdrawals_only(self.svc.withdrawals)
         # A continuation gets a fresh deadline: the original one bounded the wait for the first commit, and a
         # long answer may well outlast it; each attempt is still bounded by first_token.
-        ctx.deadline = self.gw.clock() + self.timeouts.total
+        ctx.deadline = self.svc.clock() + self.timeouts.total
         rt = self.runtime
         try:
-            committed = await self.gw.engine.run(ctx, rest, rt.adapters, rt.config.failover, self._call_continue,
+            committed = await self.svc.engine.run(ctx, rest, rt.adapters, rt.config.failover, self._call_continue,
                                                  self.timeouts)
         except GatewayError:
             return None
@@ -322,7 +330,7 @@ class StreamRelay:
             if not self.first_sent and progress:
                 self.first_sent = True
                 if model:
-                    self.gw.metrics.ttft.labels(model).observe(self.gw.clock() - self.start)
+                    self.svc.metrics.ttft.labels(model).observe(self.svc.clock() - self.start)
         return progress
 
     def _complete(self) -> bool:
@@ -364,18 +372,18 @@ class _Spliced(UpstreamError):
     """The continuation did not continue (it restarted the answer): nothing of it was forwarded."""
 
 
-async def continue_stream(gw: Gateway, adapter: Any, t: Timeouts, body: Mapping[str, Any], text: str,
+async def continue_stream(upstream: UpstreamClient, state: StateStore, adapter: Any, t: Timeouts, body: Mapping[str, Any], text: str,
                           first_token: float) -> Committed:
     """The continuation call: prefill where the model takes one (and has not rejected one before), else the
     instruction form. A 400 on a prefill marks the model as unable and says so (``PREFILL_REJECTED``): the
     decision table then asks the same model again at once, with the instruction form."""
     name = adapter.target.name
-    prefill = adapter.target.prefill and not gw.state.prefill_rejected(name)
+    prefill = adapter.target.prefill and not state.prefill_rejected(name)
     try:
-        return await open_stream(gw, adapter, t, continuation_body(body, text, prefill), first_token)
+        return await open_stream(upstream, adapter, t, continuation_body(body, text, prefill), first_token)
     except UpstreamError as e:
         if prefill and e.kind is ErrorKind.BAD_REQUEST and e.status == 400:
-            gw.state.reject_prefill(name)
+            state.reject_prefill(name)
             raise UpstreamError(ErrorKind.BAD_REQUEST, f"prefill rejected: {e.message}", status=400,
                                 code=PREFILL_REJECTED) from e
         raise

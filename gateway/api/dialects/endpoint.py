@@ -35,7 +35,7 @@ from gateway.providers.base import NativeBody
 
 if TYPE_CHECKING:
     from gateway.api.chat import ChatEndpoint
-    from gateway.app import Gateway
+    from gateway.services import LiveRuntime, RequestServices
 
 log = logging.getLogger("gateway")
 _HOP = frozenset({b"content-length", b"content-type"})
@@ -249,9 +249,9 @@ class _Translating:
 class DialectEndpoint:
     """``POST /v1/messages`` or ``POST /v1/responses``: translate in, run the chat pipeline, translate out."""
 
-    def __init__(self, gw: Gateway, chat: ChatEndpoint, dialect: _Dialect,
+    def __init__(self, svc: RequestServices, chat: ChatEndpoint, dialect: _Dialect,
                  authenticate: Callable[[dict[str, Any], Any], Any]) -> None:
-        self.gw = gw
+        self.svc = svc
         self.chat = chat
         self.dialect = dialect
         self._authenticate = authenticate
@@ -259,9 +259,9 @@ class DialectEndpoint:
 
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
         d = self.dialect
-        start = self.gw.clock()
+        start = self.svc.clock()
         scope = auth_scope(scope)
-        runtime = self.gw.runtime
+        runtime = self.svc.live.runtime
         caller = None
         try:
             caller = self._authenticate(scope, runtime)
@@ -274,15 +274,15 @@ class DialectEndpoint:
             internal, notes = d.translate(original, caller.name)
             payload = forwardable(internal, original, d.native_kind is not None)
         except GatewayError as e:
-            gw = self.gw
-            gw.metrics.requests.labels("none", str(e.status), d.name).inc()
+            svc = self.svc
+            svc.metrics.requests.labels("none", str(e.status), d.name).inc()
             rid = self._ids()
             extra = [(b"x-request-id", rid.encode()), *((k.encode(), v.encode()) for k, v in e.headers.items())]
             if d.id_header is not None:
                 extra.append((d.id_header, rid.encode()))
             await send_bytes(send, e.status, d.error(e.status, e.body()["error"], rid), [JSON_CT, *extra])
-            gw.continuity.on_request(RequestRecord(
-                rid, time.time(), caller.name if caller is not None else None, "none", "none", False, e.status, gw.clock() - start,
+            svc.continuity.on_request(RequestRecord(
+                rid, time.time(), caller.name if caller is not None else None, "none", "none", False, e.status, svc.clock() - start,
                 error=e.code or e.type, dialect=d.name))
             return
         except ConnectionAbortedError:
@@ -327,24 +327,24 @@ def auth_scope(scope: dict[str, Any]) -> dict[str, Any]:
     return {**scope, "headers": headers}
 
 
-def dialect_routes(gw: Gateway, chat: ChatEndpoint,
+def dialect_routes(svc: RequestServices, chat: ChatEndpoint,
                    authenticate: Callable[[dict[str, Any], Any], Any]) -> dict[str, Any]:
     """Path -> ASGI endpoint for every inbound dialect (all ``POST``)."""
     return {
-        "/v1/messages": DialectEndpoint(gw, chat, AnthropicDialect(), authenticate),
-        "/v1/messages/count_tokens": count_tokens_endpoint(gw, authenticate),
-        "/v1/responses": DialectEndpoint(gw, chat, ResponsesDialect(ResponseStore(
-            gw.clock, limits=lambda: gw.runtime.config.responses_store)), authenticate),
+        "/v1/messages": DialectEndpoint(svc, chat, AnthropicDialect(), authenticate),
+        "/v1/messages/count_tokens": count_tokens_endpoint(svc.live, authenticate),
+        "/v1/responses": DialectEndpoint(svc, chat, ResponsesDialect(ResponseStore(
+            svc.clock, limits=lambda: svc.live.runtime.config.responses_store)), authenticate),
     }
 
 
-def count_tokens_endpoint(gw: Gateway, authenticate: Callable[[dict[str, Any], Any], Any]) -> Any:
+def count_tokens_endpoint(live: LiveRuntime, authenticate: Callable[[dict[str, Any], Any], Any]) -> Any:
     """``POST /v1/messages/count_tokens``: the estimate of ``anthropic_messages.count_tokens``."""
     dialect = AnthropicDialect()
 
     async def endpoint(scope: dict[str, Any], receive: Any, send: Any) -> None:
         scope = auth_scope(scope)
-        runtime = gw.runtime
+        runtime = live.runtime
         try:
             authenticate(scope, runtime)
             raw = await read_body(receive, runtime.config.limits.max_body_bytes, header(scope, b"content-length"))
