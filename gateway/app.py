@@ -21,11 +21,11 @@ from fastapi.responses import JSONResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from gateway.admin.api import build_admin_router
-from gateway.admin.auth import AuthThrottle, admin_from_request, metrics_caller
+from gateway.admin.auth import AdminAuth, AuthThrottle, admin_from_request, metrics_caller
 from gateway.admin.reload import ConfigReloader
 from gateway.admin.sessions import MemoryRevokedSessions, RevokedSessions
 from gateway.admin.status import build_status_router
-from gateway.admin.view import config_state, model_states
+from gateway.admin.view import StateView
 from gateway.api import embeddings as embeddings_api
 from gateway.api import models as models_api
 from gateway.api import openapi
@@ -42,7 +42,7 @@ from gateway.failover.engine import FailoverEngine
 from gateway.failover.withdrawals import WithdrawalDB, Withdrawals
 from gateway.observability.metrics import Metrics
 from gateway.runtime import Runtime, build_runtime, changed_upstreams
-from gateway.services import LiveRuntime, RequestServices, UpstreamSlot
+from gateway.services import LiveRuntime, RequestServices, UpstreamSlot, WithdrawalLedger
 from gateway.state.live import FleetState
 from gateway.state.ratelimit import FleetRateLimiter
 from gateway.state.sessions import FleetRevokedSessions
@@ -77,7 +77,7 @@ class Gateway:
         self.auth_throttle = AuthThrottle(clock)
         self.revoked_sessions: RevokedSessions = MemoryRevokedSessions()
         self.withdrawals = Withdrawals(clock)
-        self.withdrawals_db: WithdrawalDB | None = None
+        self.ledger = WithdrawalLedger(self.withdrawals, None)  # the withdrawals in force and their durable record
         state_dir = self._state_dir(runtime)
         if runtime.config.store.backend == "postgres" and runtime.config.store.url:
             from gateway.audit.postgres import PostgresWithdrawalDB
@@ -87,12 +87,14 @@ class Gateway:
             self.withdrawals_db = WithdrawalDB(state_dir / "withdrawals.sqlite")
         else:
             log.warning("no config file and no state_dir: operator withdrawals will not survive a restart")
-        self.reloader = ConfigReloader(self)
+        self.live = LiveRuntime(runtime)
+        self.admin_auth = AdminAuth(self.live, self.auth_throttle)
+        self.reloader = ConfigReloader(self.live, config_path, self.swap, self.metrics.reloads, self.lifecycle)
+        self.view = StateView(self.live, clock, self.state, self.withdrawals, self.reloader)
         self._sync_task: asyncio.Task[None] | None = None
         # Awaited on shutdown before the audit writer closes: lets requests ended at the drain deadline record
         # their outcome (set by GatewayApp to the chat endpoint's wait).
         self.quiesce: Callable[[float], Awaitable[None]] | None = None
-        self.live = LiveRuntime(runtime)
         self._apply_state_config(runtime)
         self.metrics.watch_state(
             lambda: [(t.name, t.provider) for t in self.runtime.targets.values()],
@@ -100,7 +102,8 @@ class Gateway:
             lambda m: int(self.state.breaker_state(m)),
         )
         self.metrics.watch_withdrawn(self._withdrawn)
-        self.continuity = Continuity(self)  # audit writer, JSON request log, route-health gauges
+        # audit writer, JSON request log, route-health gauges
+        self.continuity = Continuity(self.live, self.metrics, self.state, self.withdrawals, config_path)
         self.fleet = make_fleet(runtime.config, self.state, self.withdrawals, self._reread_withdrawals,
                                 self.lifecycle, self._last_withdrawal_change,
                                 None if runtime.config.store.backend == "postgres" else self._mirror_withdrawals)
@@ -118,6 +121,14 @@ class Gateway:
     @property
     def upstream(self) -> UpstreamClient | None:
         return self.upstream_slot.client
+
+    @property
+    def withdrawals_db(self) -> WithdrawalDB | None:
+        return self.ledger.db
+
+    @withdrawals_db.setter
+    def withdrawals_db(self, db: WithdrawalDB | None) -> None:
+        self.ledger.db = db
 
     def request_services(self) -> RequestServices:
         """What the request path is given (chat completions, embeddings, the inbound dialects)."""
@@ -242,7 +253,7 @@ class Gateway:
         policies and keys (names and attributes only; never a secret or a hash)."""
         rt = self.runtime
         now = self.clock()
-        models = model_states(self)
+        models = self.view.model_states()
         keys = None
         if rt.keys is not None:
             keys = [{"name": c.name, "attributes": dict(c.attributes),
@@ -250,7 +261,7 @@ class Gateway:
                      "denied_models": {m: d.policy for m, d in sorted(c.denials.items())}}
                     for c in rt.keys.values()]
         return {
-            "config": {**config_state(self), "path": self.config_path},
+            "config": {**self.view.config_state(), "path": self.config_path},
             "models": models,
             "withdrawals": [e.public(now) for e in self.withdrawals.withdrawals.values()],
             "drills": [e.public(now) for e in self.withdrawals.drills.values()],
@@ -315,8 +326,11 @@ def build_api(gw: Gateway, services: RequestServices) -> FastAPI:
         log.exception("unexpected error on %s %s", request.method, request.url.path)
         return _error_response(GatewayError(500, "Internal gateway error; see the gateway log.", code="internal"))
 
-    app.include_router(build_admin_router(gw))
-    app.include_router(build_status_router(gw))  # GET /status: HTML status page (admin keys)
+    app.include_router(build_admin_router(gw.admin_auth, clock=gw.clock, upstream_state=gw.state, ledger=gw.ledger,
+                                          fleet=gw.fleet, lifecycle=gw.lifecycle, reloader=gw.reloader,
+                                          describe=gw.describe))
+    # GET /status: HTML status page (admin keys)
+    app.include_router(build_status_router(gw.admin_auth, gw.view, gw.revoked_sessions, gw.continuity.path, gw.fleet))
 
     @app.get("/healthz")
     async def healthz() -> dict[str, str]:
@@ -328,7 +342,7 @@ def build_api(gw: Gateway, services: RequestServices) -> FastAPI:
         their usable models) only with an admin key."""
         ok, detail = gw.ready()
         body: dict[str, Any] = {"status": "ready" if ok else "not_ready"}
-        if request.headers.get("authorization") is not None and admin_from_request(gw, request) is not None:
+        if request.headers.get("authorization") is not None and admin_from_request(gw.admin_auth, request) is not None:
             body.update(detail)
         return JSONResponse(body, status_code=200 if ok else 503)
 
@@ -337,12 +351,12 @@ def build_api(gw: Gateway, services: RequestServices) -> FastAPI:
         """Prometheus exposition. Needs ``Authorization: Bearer <admin key or metrics key>`` unless
         ``metrics.public: true``."""
         if not gw.runtime.config.metrics.public:
-            metrics_caller(gw, request)
+            metrics_caller(gw.admin_auth, request)
         return Response(gw.metrics.exposition(), media_type="text/plain; version=0.0.4; charset=utf-8")
 
     @app.get("/openapi.json", include_in_schema=False)
     async def openapi_document(request: Request) -> JSONResponse:
-        if admin_from_request(gw, request) is None:
+        if admin_from_request(gw.admin_auth, request) is None:
             raise GatewayError(401, "Missing admin key: send 'Authorization: Bearer <admin key>'.",
                                code="missing_admin_key")
         return JSONResponse(app.openapi())

@@ -24,8 +24,8 @@ from gateway.errors import GatewayError
 if TYPE_CHECKING:
     from fastapi import Request
 
-    from gateway.app import Gateway
     from gateway.runtime import Runtime
+    from gateway.services import LiveRuntime
 
 T = TypeVar("T")
 
@@ -150,48 +150,59 @@ class AuthThrottle:
         q.append(now)
 
 
-def throttled(gw: Gateway, request: Request, authenticate: Callable[[], T]) -> T:
+class AdminAuth:
+    """What admin authentication needs: the runtime in force (admin and metrics keys, trusted proxies, the limit)
+    and the failed-attempt throttle. Built once at start-up, shared by every admin surface."""
+
+    __slots__ = ("live", "throttle")
+
+    def __init__(self, live: LiveRuntime, throttle: AuthThrottle) -> None:
+        self.live = live
+        self.throttle = throttle
+
+
+def throttled(auth: AdminAuth, request: Request, authenticate: Callable[[], T]) -> T:
     """Run ``authenticate`` (which raises a ``GatewayError`` on a bad key) under the failed-auth throttle of the
     request's source address (``limits.auth_failures_per_minute``): a 429 while the source is locked out, without
     calling it; every ``GatewayError`` it raises counts as a failure."""
-    limit = gw.runtime.config.limits.auth_failures_per_minute
-    source = request_source(gw, request)
-    gw.auth_throttle.check(source, limit)
+    limit = auth.live.runtime.config.limits.auth_failures_per_minute
+    source = request_source(auth, request)
+    auth.throttle.check(source, limit)
     try:
         return authenticate()
     except GatewayError:
-        gw.auth_throttle.failed(source, limit)
+        auth.throttle.failed(source, limit)
         raise
 
 
-def admin_from_request(gw: Gateway, request: Request, surface: str = "the admin API") -> tuple[str, str] | None:
+def admin_from_request(auth: AdminAuth, request: Request, surface: str = "the admin API") -> tuple[str, str] | None:
     """(name, sha256) of the admin key in the request's ``Authorization`` header; None when there is no header.
     Throttled (``throttled``)."""
 
     def authenticate() -> tuple[str, str] | None:
         key = bearer(request.headers)
-        return None if key is None else check_admin_key(gw.runtime, key, surface)
+        return None if key is None else check_admin_key(auth.live.runtime, key, surface)
 
-    return throttled(gw, request, authenticate)
+    return throttled(auth, request, authenticate)
 
 
-def request_source(gw: Gateway, request: Request) -> str:
+def request_source(auth: AdminAuth, request: Request) -> str:
     peer = request.client.host if request.client else None
-    return source_address(peer, request.headers, tuple(gw.runtime.config.server.trusted_proxies))
+    return source_address(peer, request.headers, tuple(auth.live.runtime.config.server.trusted_proxies))
 
 
-def request_is_tls(gw: Gateway, request: Request) -> bool:
+def request_is_tls(auth: AdminAuth, request: Request) -> bool:
     peer = request.client.host if request.client else None
     return came_over_tls(request.url.scheme, peer, request.headers,
-                         tuple(gw.runtime.config.server.trusted_proxies))
+                         tuple(auth.live.runtime.config.server.trusted_proxies))
 
 
-def metrics_caller(gw: Gateway, request: Request) -> str:
+def metrics_caller(auth: AdminAuth, request: Request) -> str:
     """For ``GET /metrics``: the name of a metrics key (``metrics.keys``) or admin key in the Bearer header, else a
     401/403 (throttled like every admin authentication)."""
 
     def authenticate() -> str:
-        rt = gw.runtime
+        rt = auth.live.runtime
         key = bearer(request.headers)
         if key is None:
             raise GatewayError(401, "Missing key: /metrics needs 'Authorization: Bearer <metrics or admin key>' "
@@ -205,4 +216,4 @@ def metrics_caller(gw: Gateway, request: Request) -> str:
                                     "metrics.public: true.", type="permission_error", code="metrics_disabled")
         return check_admin_key(rt, key, "/metrics")[0]
 
-    return throttled(gw, request, authenticate)
+    return throttled(auth, request, authenticate)

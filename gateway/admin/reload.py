@@ -1,7 +1,7 @@
 """Hot reload of the config file: on change (watchfiles), on SIGHUP, and on ``POST /admin/reload``.
 
 A reload reads the file once, validates it fully and builds a new ``Runtime`` off the event loop, then swaps
-it whole (``Gateway.swap``). Requests in flight keep the snapshot they started with. An invalid file is
+it whole (the assembly's ``swap``). Requests in flight keep the snapshot they started with. An invalid file is
 rejected: the running config stays, the error (with its dotted path) is logged, counted in
 ``gateway_config_reloads_total{result="error"}`` and shown in ``/admin/state``. Reloads are serialised.
 Reloads fail closed: a valid file that would turn client authentication off or remove every admin key is
@@ -17,6 +17,7 @@ import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from gateway.config.loader import load_config_text
@@ -24,7 +25,7 @@ from gateway.errors import ConfigError
 from gateway.runtime import Runtime, build_runtime
 
 if TYPE_CHECKING:
-    from gateway.app import Gateway
+    from gateway.services import Lifecycle, LiveRuntime
 
 log = logging.getLogger("gateway.reload")
 
@@ -71,8 +72,16 @@ def fails_open(old: Runtime, new: Runtime, path: str) -> list[str]:
 
 
 class ConfigReloader:
-    def __init__(self, gw: Gateway) -> None:
-        self.gw = gw
+    """Reloads ``config_path`` (None: started without a file, nothing to reload) into ``swap``; ``live`` is the
+    runtime in force, ``reloads`` the ``gateway_config_reloads_total`` counter, ``lifecycle`` the event log."""
+
+    def __init__(self, live: LiveRuntime, config_path: str | None, swap: Callable[[Runtime], None],
+                 reloads: Any, lifecycle: Lifecycle) -> None:
+        self.live = live
+        self.config_path = config_path
+        self._swap = swap
+        self._reloads = reloads
+        self._lifecycle = lifecycle
         self.last: ReloadResult | None = None
         self.counts = {"ok": 0, "error": 0}
         self._lock = asyncio.Lock()
@@ -81,26 +90,26 @@ class ConfigReloader:
         self._sighup = False
 
     async def reload(self, trigger: str) -> ReloadResult:
-        gw = self.gw
-        if not gw.config_path:
+        path = self.config_path
+        if not path:
             raise ConfigError(["the gateway was not started from a config file; nothing to reload"])
         async with self._lock:
-            old = gw.runtime
+            old = self.live.runtime
             try:
-                runtime = await asyncio.to_thread(_build, Path(gw.config_path))
-                refused = fails_open(old, runtime, str(gw.config_path))
+                runtime = await asyncio.to_thread(_build, Path(path))
+                refused = fails_open(old, runtime, str(path))
                 if refused:
                     raise ConfigError(refused)
             except ConfigError as e:
                 res = ReloadResult("error", trigger, time.time(), old.version, list(e.errors))
                 self.counts["error"] += 1
-                gw.metrics.reloads.labels("error").inc()
+                self._reloads.labels("error").inc()
                 log.error("config reload (%s) rejected; still running version %s:\n%s", trigger, old.version, e)
-                gw.lifecycle("reload", result="error", trigger=trigger, version=old.version, errors=list(e.errors))
+                self._lifecycle("reload", result="error", trigger=trigger, version=old.version, errors=list(e.errors))
             else:
                 changed = runtime.version != old.version
                 if changed:
-                    gw.swap(runtime)
+                    self._swap(runtime)
                     if runtime.config.state_dir != old.config.state_dir:
                         log.warning("config reload: state_dir changed; it takes effect at the next restart")
                     for field in ("state", "store"):  # connections are made once, at start-up
@@ -108,16 +117,16 @@ class ConfigReloader:
                             log.warning("config reload: %s changed; it takes effect at the next restart", field)
                 res = ReloadResult("ok" if changed else "unchanged", trigger, time.time(), runtime.version)
                 self.counts["ok"] += 1
-                gw.metrics.reloads.labels("ok").inc()
+                self._reloads.labels("ok").inc()
                 log.info("config reload (%s): %s, version %s", trigger, res.result, runtime.version)
-                gw.lifecycle("reload", result=res.result, trigger=trigger, version=runtime.version)
+                self._lifecycle("reload", result=res.result, trigger=trigger, version=runtime.version)
             self.last = res
             return res
 
     # -- triggers ----------------------------------------------------------------------------------------
     def start(self) -> None:
-        gw = self.gw
-        if not gw.config_path:
+        path = self.config_path
+        if not path:
             return
         loop = asyncio.get_running_loop()
         if threading.current_thread() is threading.main_thread() and hasattr(signal, "SIGHUP"):
@@ -126,10 +135,10 @@ class ConfigReloader:
                 self._sighup = True
             except (NotImplementedError, RuntimeError):  # pragma: no cover - platform without signals
                 pass
-        rc = gw.runtime.config.reload
+        rc = self.live.runtime.config.reload
         if rc.watch:
             self._stop = asyncio.Event()
-            self._keep(loop.create_task(self._watch(Path(gw.config_path), rc.debounce), name="config-watcher"))
+            self._keep(loop.create_task(self._watch(Path(path), rc.debounce), name="config-watcher"))
 
     async def stop(self) -> None:
         if self._sighup:

@@ -24,21 +24,29 @@ import html
 import logging
 import time
 from importlib import resources
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs, urlsplit
 
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, RedirectResponse, Response
 
-from gateway.admin.auth import admin_from_request, check_admin_key, request_is_tls, request_source, throttled
+from gateway.admin.auth import (
+    AdminAuth,
+    admin_from_request,
+    check_admin_key,
+    request_is_tls,
+    request_source,
+    throttled,
+)
 from gateway.admin.recent import RECENT_DEFAULT, RECENT_MAX, RecentActivity
 from gateway.admin.sessions import SESSION_TTL, Sessions
-from gateway.admin.view import config_state, iso, model_states
-from gateway.audit.wiring import model_usable
+from gateway.admin.view import StateView, iso
 from gateway.errors import GatewayError
 
 if TYPE_CHECKING:
-    from gateway.app import Gateway
+    from gateway.admin.sessions import RevokedSessions
+    from gateway.state.fleet import Fleet
 
 log = logging.getLogger("gateway.admin.status")
 
@@ -69,10 +77,10 @@ class Assets:
         self.js = root.joinpath("status.js").read_text(encoding="utf-8")
 
 
-def live_state(gw: Gateway) -> dict[str, Any]:
+def live_state(view: StateView) -> dict[str, Any]:
     """Routes, chains and every model's live state, from memory (no I/O)."""
-    rt = gw.runtime
-    now = gw.clock()
+    rt = view.live.runtime
+    now = view.clock()
     policies_by_model: dict[str, list[dict[str, str]]] = {}
     for p in rt.policies:
         for m in sorted(p.models):
@@ -81,9 +89,9 @@ def live_state(gw: Gateway) -> dict[str, Any]:
     for c in (rt.keys or {}).values():
         for m, d in c.denials.items():
             callers_by_model.setdefault(m, []).append({"key": c.name or "", "policy": d.policy})
-    models = model_states(gw)
+    models = view.model_states()
     for name, info in models.items():
-        info["usable"] = model_usable(gw, name)
+        info["usable"] = view.usable(name)
         info["denied_by_policies"] = policies_by_model.get(name, [])
         info["denied_callers"] = sorted(callers_by_model.get(name, []), key=lambda d: d["key"])
     routes = []
@@ -94,11 +102,11 @@ def live_state(gw: Gateway) -> dict[str, Any]:
                        "refusal_fallbacks": list(r.refusal_fallbacks), "usable": usable,
                        "healthy_fallback": len(usable) >= 2})
     return {
-        "config": config_state(gw),
+        "config": view.config_state(),
         "routes": routes,
         "models": models,
-        "withdrawals": [e.public(now) for e in gw.withdrawals.withdrawals.values()],
-        "drills": [e.public(now) for e in gw.withdrawals.drills.values() if e.until is None or now < e.until],
+        "withdrawals": [e.public(now) for e in view.withdrawals.withdrawals.values()],
+        "drills": [e.public(now) for e in view.withdrawals.drills.values() if e.until is None or now < e.until],
         "policies": [{"name": p.name, "reason": p.reason, "denied_models": sorted(p.models)} for p in rt.policies],
     }
 
@@ -156,24 +164,28 @@ async def _read_limited(request: Request, limit: int) -> bytes | None:
     return bytes(body)
 
 
-def build_status_router(gw: Gateway) -> APIRouter:
+def build_status_router(auth: AdminAuth, view: StateView, revoked: RevokedSessions, audit_path: Path | None,
+                        fleet: Fleet | None) -> APIRouter:
+    """``audit_path``: the local audit store the recent activity is read from (None: none, or PostgreSQL);
+    ``fleet``: the fleet's view (replicas, workers, the shared store), None for one process."""
     router = APIRouter()
-    sessions = Sessions(secret=gw.runtime.config.admin.session_secret)  # shared by a fleet, else per process
+    live = auth.live
+    sessions = Sessions(secret=live.runtime.config.admin.session_secret)  # shared by a fleet, else per process
     assets = Assets()
-    recent = RecentActivity(gw.continuity.path)
+    recent = RecentActivity(audit_path)
 
     async def session_name(request: Request) -> str | None:
         """The admin key name of the request's session cookie: valid, unexpired, its key still configured, and
         not revoked by a logout."""
         token = request.cookies.get(COOKIE)
-        name = sessions.verify(token, gw.runtime.admin_keys) if token else None
-        if name is None or await gw.revoked_sessions.is_revoked(Sessions.session_id(token or "")):
+        name = sessions.verify(token, live.runtime.admin_keys) if token else None
+        if name is None or await revoked.is_revoked(Sessions.session_id(token or "")):
             return None
         return name
 
     async def authenticate(request: Request) -> str:
         """For the JSON endpoint: the admin key's name, or an OpenAI-shaped 401/403 (429 while locked out)."""
-        found = admin_from_request(gw, request, SURFACE)
+        found = admin_from_request(auth, request, SURFACE)
         if found is not None:
             return found[0]
         name = await session_name(request)
@@ -189,13 +201,13 @@ def build_status_router(gw: Gateway) -> APIRouter:
     async def status_page(request: Request) -> Response:
         refresh = _refresh_param(request)
         try:
-            found = admin_from_request(gw, request, SURFACE)
+            found = admin_from_request(auth, request, SURFACE)
         except GatewayError as e:
             return login_page(assets, e.message, refresh, e.status, e.headers)
         if found is not None:
             name, digest = found
             response = _html(assets.status_html)
-            _set_session(response, sessions.issue(digest), request_is_tls(gw, request))
+            _set_session(response, sessions.issue(digest), request_is_tls(auth, request))
             log.info("status page opened with admin key %s", name)
             return response
         if await session_name(request) is not None:
@@ -225,14 +237,14 @@ def build_status_router(gw: Gateway) -> APIRouter:
         if not key:
             return login_page(assets, "Enter an admin key.", refresh, 400)
         try:  # during a lockout the key is not even looked at
-            name, digest = throttled(gw, request, lambda: check_admin_key(gw.runtime, key, SURFACE))
+            name, digest = throttled(auth, request, lambda: check_admin_key(live.runtime, key, SURFACE))
         except GatewayError as e:
-            log.warning("status page: sign-in refused (%s) from %s", e.code, request_source(gw, request))
+            log.warning("status page: sign-in refused (%s) from %s", e.code, request_source(auth, request))
             return login_page(assets, e.message, refresh, e.status, e.headers)
         log.info("status page: signed in with admin key %s", name)
         response = RedirectResponse("/status" + (f"?refresh={refresh}" if refresh else ""), status_code=303,
                                     headers={"cache-control": "no-store"})
-        _set_session(response, sessions.issue(digest), request_is_tls(gw, request))
+        _set_session(response, sessions.issue(digest), request_is_tls(auth, request))
         return response
 
     @router.post("/status/logout", include_in_schema=False)
@@ -240,9 +252,9 @@ def build_status_router(gw: Gateway) -> APIRouter:
         if not _same_origin(request):
             return login_page(assets, "Cross-site sign-out refused.", None, 403)
         token = request.cookies.get(COOKIE)
-        if token and sessions.verify(token, gw.runtime.admin_keys) is not None:
+        if token and sessions.verify(token, live.runtime.admin_keys) is not None:
             # Server-side: a copy of the cookie is refused from now on, not only this browser's.
-            await gw.revoked_sessions.revoke(Sessions.session_id(token), Sessions.expiry(token))
+            await revoked.revoke(Sessions.session_id(token), Sessions.expiry(token))
         response = RedirectResponse("/status", status_code=303, headers={"cache-control": "no-store"})
         response.delete_cookie(COOKIE, path="/status")
         return response
@@ -258,9 +270,9 @@ def build_status_router(gw: Gateway) -> APIRouter:
         if not raw.isdigit() or not 1 <= int(raw) <= RECENT_MAX:
             raise GatewayError(400, f"recent must be an integer from 1 to {RECENT_MAX}.", param="recent",
                                code="invalid_parameter")
-        data = live_state(gw)
-        if getattr(gw, "fleet", None) is not None:
-            data["fleet"] = await gw.fleet.describe()  # replicas and workers, the shared store's health
+        data = live_state(view)
+        if fleet is not None:
+            data["fleet"] = await fleet.describe()  # replicas and workers, the shared store's health
         data["recent"] = await recent(int(raw))
         data["you"] = name
         data["generated_at"] = iso(time.time())

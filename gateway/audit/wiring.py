@@ -1,7 +1,7 @@
 """What a ``Gateway`` owns for continuity and observability: the audit writer, the per-request JSON log line and
 the route-health gauges. The gateway calls four things::
 
-    self.continuity = Continuity(self)           # in Gateway.__init__, after self.metrics / state / withdrawals
+    self.continuity = Continuity(live, metrics, state, withdrawals, config_path)  # in Gateway.__init__
     await self.continuity.start()                # in Gateway.start()
     await self.continuity.aclose()               # in Gateway.stop(), after in-flight requests finished
     gw.continuity.on_request(record)             # once per finished request (chat endpoint, ``finally:``)
@@ -32,22 +32,24 @@ def prompt_hash(messages: Any) -> str:
                                      ensure_ascii=False).encode()).hexdigest()
 
 
-def model_usable(gw: Any, model: str) -> bool:
+def model_usable(state: Any, withdrawals: Any, model: str) -> bool:
     """Usable now: no operator withdrawal/drill, no withdrawn/cooling/open-breaker state (no probe taken)."""
-    withdrawals = getattr(gw, "withdrawals", None)
     if withdrawals is not None and withdrawals.check(model) is not None:
         return False
-    return bool(gw.state.available(model))
+    return bool(state.available(model))
 
 
-def routes_without_healthy_fallback(gw: Any) -> list[str]:
-    return [n for n, r in gw.runtime.routes.items() if sum(model_usable(gw, m) for m in r.models) < 2]
+def routes_without_healthy_fallback(runtime: Any, state: Any, withdrawals: Any) -> list[str]:
+    return [n for n, r in runtime.routes.items() if sum(model_usable(state, withdrawals, m) for m in r.models) < 2]
 
 
 class Continuity:
-    def __init__(self, gw: Any) -> None:
-        self.gw = gw
-        rt = gw.runtime
+    """``live`` is the runtime holder (read on every call: a reload takes effect at once); ``state`` and
+    ``withdrawals`` feed the route-health gauge; ``config_path`` places the default audit file."""
+
+    def __init__(self, live: Any, metrics: Any, state: Any, withdrawals: Any, config_path: str | None) -> None:
+        self.live = live
+        rt = live.runtime
         cfg = rt.config.audit
         self._secrets = rt.secrets
         self.log = logs.JsonLog(self._secrets)
@@ -59,19 +61,19 @@ class Continuity:
             # With ``store.backend: postgres`` the audit log lives there (``path`` stays None: no local file).
             location = store.url if store.backend == "postgres" and store.url else None
             if location is None:
-                self.path = audit_path(rt.config, getattr(gw, "config_path", None))
+                self.path = audit_path(rt.config, config_path)
             self.writer = AuditWriter(open_store(location or self.path), queue_size=cfg.queue_size,
                                       retention=cfg.retention,
-                                      metrics=gw.metrics, redact=self._redact, keep_prompt_hash=cfg.store_prompt_hash)
-        gw.metrics.watch_routes(lambda: [(n, r.models) for n, r in gw.runtime.routes.items()],
-                                lambda m: model_usable(gw, m))
+                                      metrics=metrics, redact=self._redact, keep_prompt_hash=cfg.store_prompt_hash)
+        metrics.watch_routes(lambda: [(n, r.models) for n, r in live.runtime.routes.items()],
+                             lambda m: model_usable(state, withdrawals, m))
 
     def _redact(self, text: str) -> str:
         return redact(text, self._secrets)
 
     def prompt_hash(self, body: dict[str, Any]) -> str | None:
         """For ``RequestRecord.prompt_hash``: the hash when the opt-in is on, else None (nothing computed)."""
-        if not self.gw.runtime.config.audit.store_prompt_hash:
+        if not self.live.runtime.config.audit.store_prompt_hash:
             return None
         return prompt_hash(body.get("messages"))
 
