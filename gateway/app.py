@@ -1,6 +1,9 @@
 """Assembly: the ``Gateway`` (services one process owns) and the ASGI app in front of it.
 
-Nothing here runs at import time. ``create_app`` builds everything from explicit parts; the upstream client is
+``Gateway.__init__`` builds every service once; the endpoint and admin components (``gateway.api``,
+``gateway.admin``) are each given only the services they use (``gateway.services``: the live runtime holder, the
+request path's services, the withdrawal ledger; ``AdminAuth``, ``StateView``, the reloader, the lifecycle log),
+never the ``Gateway`` itself, and never import this module. Nothing here runs at import time. ``create_app`` builds everything from explicit parts; the upstream client is
 created in the lifespan (it needs the running loop) and closed on shutdown after in-flight requests finished.
 """
 
@@ -53,7 +56,8 @@ log = logging.getLogger("gateway")
 
 
 class Gateway:
-    """The services of one gateway process. ``runtime`` is swapped whole on reload."""
+    """The services of one gateway process, built once, and their start/stop. ``runtime`` (held by ``live``) is
+    swapped whole on reload (``swap``)."""
 
     def __init__(
         self,
@@ -113,6 +117,11 @@ class Gateway:
             self.limiter = FleetRateLimiter(clock, fleet.store, lambda: fleet.up)  # per-key limits hold fleet-wide
             self.revoked_sessions = FleetRevokedSessions(fleet.store, lambda: fleet.up)  # a logout holds fleet-wide
         self.state.on_transition = self.lifecycle
+        # What the request path (chat completions, embeddings, the inbound dialects) is given: built once, after
+        # the limiter is final.
+        self.request_path = RequestServices(live=self.live, clock=clock, engine=self.engine, state=self.state,
+                                            withdrawals=self.withdrawals, limiter=self.limiter, metrics=self.metrics,
+                                            continuity=self.continuity, upstream=self.upstream_slot)
 
     @property
     def runtime(self) -> Runtime:
@@ -129,12 +138,6 @@ class Gateway:
     @withdrawals_db.setter
     def withdrawals_db(self, db: WithdrawalDB | None) -> None:
         self.ledger.db = db
-
-    def request_services(self) -> RequestServices:
-        """What the request path is given (chat completions, embeddings, the inbound dialects)."""
-        return RequestServices(live=self.live, clock=self.clock, engine=self.engine, state=self.state,
-                               withdrawals=self.withdrawals, limiter=self.limiter, metrics=self.metrics,
-                               continuity=self.continuity, upstream=self.upstream_slot)
 
     def _state_dir(self, runtime: Runtime) -> Path | None:
         return state_dir(runtime.config, self.config_path)  # read once, at startup
@@ -384,7 +387,7 @@ class GatewayApp:
 
     def __init__(self, gw: Gateway) -> None:
         self.gateway = gw
-        services = gw.request_services()
+        services = gw.request_path
         self.api = build_api(gw, services)
         self.chat = ChatEndpoint(services)
         gw.quiesce = self.chat.wait_idle
