@@ -117,7 +117,13 @@ def test_truncation_is_deterministic_bounded_and_keeps_both_ends():
     ("strcpy(buf, input);", {"c_unsafe"}),
     ("el.innerHTML = location.hash", {"dom_sink", "request_input", "tainted_sink"}),
     ("requests.get(url, verify=False)", {"tls_off"}),
-    ("Is this open to an injection attack?", {"security_terms", "security_terms_2"}),
+    ("Is this open to an injection attack by a malicious user?", {"security_terms", "security_terms_2"}),
+    ("url = request.args['u']\nrequests.get(url)", {"http_fetch", "request_input", "tainted_sink"}),
+    ("if os.access(p, os.W_OK):\n    f = open(p, 'w')", {"check_then_use"}),
+    ("@GetMapping(\"/o/{id}\") Order get(@PathVariable long id)", {"object_by_id"}),
+    ("if (strcmp(token, expected) == 0)", {"secret_compare"}),
+    ("const re = /^(a+)+$/", {"nested_quantifier"}),
+    ("for (const k in src) { if (x) t[k] = src[k]; }", {"object_merge"}),
 ])
 def test_code_signals(code, expected):
     assert expected <= set(Signals()(code))
@@ -128,6 +134,12 @@ def test_code_signals(code, expected):
     "stmt, _ := db.Prepare(\"SELECT name FROM users WHERE id = $1\")",
     "Generate ten interview questions for a product manager role.",
     "Can you refactor this session of the meeting notes into bullets?",
+    # Security words in their everyday senses: left to the n-grams, which learn them from hard negatives.
+    "What are the warning signs of a heart attack?",
+    "Organise a secret santa for the office and keep the draw secret.",
+    "Plan the annual financial audit and report any breach of the budget.",
+    "What is the payload of this rocket, and how do I kill the process in the shell?",
+    '<input type="password" autocomplete="new-password">',
 ])
 def test_benign_text_fires_no_security_signal(benign):
     hits = set(Signals()(benign))

@@ -11,9 +11,10 @@ import re2
 
 from gateway.routing.patterns import compile_pattern
 
-_INPUT = (r"(request\.|req\.(query|body|params|headers|cookies)|\$_(GET|POST|COOKIE|REQUEST|SERVER)|getParameter|"
+_INPUT = (r"(request\.|req\.(query|body|params?|headers|cookies|files?)|\$_(GET|POST|COOKIE|REQUEST|SERVER)|getParameter|"
           r"r\.URL\.Query|FormValue|params\[|location\.(hash|search)|Request\.(Cookies|Query|Form)|\binput\(|"
-          r"argv|\bread -p|os\.environ|getenv)")
+          r"argv|\bread -p|os\.environ|getenv|upload\w*\.(read|stream)|request\.files|web::Query|"
+          r"query\.[a-z_]+\b(?:[^(]|$))")
 
 PATTERNS: dict[str, str] = {
     # SQL text built from variables: concatenation, interpolation, format strings.
@@ -42,7 +43,7 @@ PATTERNS: dict[str, str] = {
     "format_string": r"\bprintf\(\s*[a-z_]\w*\s*\)",
     "dom_sink": r"innerHTML|outerHTML|document\.write|dangerouslySetInnerHTML|\.html\(\s*[a-z]",
     "html_interp": r"<(div|h1|p|span|a)[^>\n]*>[^<\n]*(\$\{|\"\s*\+|\+\s*\")",
-    "file_from_input": r"(open|include|require|ServeFile|readFile|sendFile|fopen)\s*\([^)\n]*(\+|\$)",
+    "file_from_input": r"(open|include|require|ServeFile|readFile|sendFile|fopen|File::open)\s*\([^)\n]*(\+|\$|format!)",
     "archive_extract": r"\.extract(all)?\(|ZipFile|tarfile",
     "redirect_input": r"redirect\(\s*(req|request|params|\$_)",
     "xml_parser": r"DocumentBuilderFactory|XMLReader|SAXParser|etree\.(parse|fromstring)|libxml|simplexml_load",
@@ -83,6 +84,7 @@ SECURITY_TERMS = (r"(?i)\b(vulnerabilit|vulnerable (to (an? )?(attack|injection|
                   r"credential|stuffing|mitm|man-in-the-middle|hijack|backdoor|malware|seccomp|disclosure|red team|"
                   r"blast radius|(timing|padding oracle|dos|denial of service|side.channel|supply.chain|injection) attack|"
                   r"attack (surface|vector|path|chain)|secrets? (handling|manage|leak|scann|rotat)|"
+                  r"(audit|check|review)\w* (this|it|the code|our code) for (weakness|hole|flaw)|"
                   r"failles|sécurité|angreifer|sicherheit|seguridad|vulnerabilidad|ausnutz|adversar|compromis|break into)")
 
 _SINKS = ("sql_built", "sql_format", "eval_exec", "template_injection", "shell_call", "deserialize",
