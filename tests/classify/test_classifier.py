@@ -16,7 +16,7 @@ from gateway.config.model import EmbeddingConfig
 from gateway.errors import ConfigError
 from gateway.routing.classify import build_classifier, request_text
 from gateway.routing.classify.classifier import RouteExamples, build
-from gateway.routing.classify.corpus import builtin_corpus, load_corpus_file
+from gateway.routing.classify.corpus import builtin_corpus, challenge_set, load_corpus_file
 from gateway.routing.classify.engines import DEFAULT_MODEL, DEFAULT_TOKENIZER, BuiltinEngine
 from gateway.routing.classify.evaluate import evaluate
 from gateway.routing.classify.signals import Signals
@@ -176,6 +176,50 @@ def test_builtin_engine_meets_the_targets_on_the_held_out_set():
 
 def test_embedding_engine_meets_the_targets_on_the_held_out_set():
     _assert_targets(_held_out({**_cfg(), "classifier": {"engine": "embedding"}}))
+
+
+def _challenge(config: dict[str, Any]) -> dict[str, Any]:
+    clf = build_classifier(parse_config(config, "g.yaml", {}))
+    return evaluate(clf, {"security-review": "security-review"}, [*builtin_corpus(), *challenge_set()], "challenge")
+
+
+def _missed(res: dict[str, Any]) -> tuple[int, int]:
+    """(security prompts not routed to security, general prompts routed to security)."""
+    return res["confusion"]["security-review"]["(next rule)"], res["confusion"]["(next rule)"]["security-review"]
+
+
+def test_the_challenge_set_is_apart_from_the_corpus():
+    """Written separately and never trained on: no prompt in it is a near-copy of a corpus prompt (character
+    5-gram Jaccard similarity below 0.5; the closest pair measured 0.33)."""
+    def grams(t: str) -> set[str]:
+        t = " ".join(t.lower().split())
+        return {t[i:i + 5] for i in range(len(t) - 4)}
+
+    challenge = challenge_set()
+    assert Counter(e.label for e in challenge) == {"security-review": 40, "general": 45}
+    corpus = [grams(e.text) for e in builtin_corpus()]
+    for e in challenge:
+        g = grams(e.text)
+        assert max(len(g & c) / len(g | c) for c in corpus) < 0.5, e.text
+
+
+# Floors at what the engines reach on the challenge set (README "Eval"), a prompt or so below: builtin 38/40
+# security prompts found and 1/45 general prompts misrouted, embedding 38/40 and 2/45.
+@pytest.mark.parametrize("engine, max_missed, max_misrouted", [("builtin", 3, 2), ("embedding", 3, 3)])
+def test_the_engines_hold_their_floors_on_the_challenge_set(engine, max_missed, max_misrouted):
+    res = _challenge({**_cfg(), "classifier": {"engine": engine}})
+    assert res["test"] == 85 and res["split"] == "challenge"
+    missed, misrouted = _missed(res)
+    assert missed <= max_missed and misrouted <= max_misrouted, res
+
+
+@pytest.mark.parametrize("prompt", [
+    "Write a cover letter for a security guard position at a shopping mall.",
+    "Explain how the angle of attack of a wing affects lift and when a stall happens.",
+    "Organise a secret santa for 14 people with a 20 dollar limit and a random draw.",
+])
+def test_the_reviewers_word_traps_stay_general(runtime, prompt):
+    assert select_route(runtime, "auto", None, _user(prompt)).route.name == "general"
 
 
 def test_fast_scorer_equals_scikit_learn(runtime):
@@ -482,6 +526,9 @@ def test_classify_eval_cli(tmp_path, capsys):
     assert main(["classify", "eval", "--config", str(path), "--format", "json"]) == 0
     res = json.loads(capsys.readouterr().out)
     assert res["test"] == sum(1 for e in builtin_corpus() if e.split == "test")
+    assert main(["classify", "eval", "--config", str(path), "--split", "challenge"]) == 0
+    out = capsys.readouterr().out
+    assert "challenge prompts: 85" in out and "confusion" in out
     bad = tmp_path / "bad.yaml"
     bad.write_text("[1, 2]")
     assert main(["classify", "eval", "--config", str(path), "--corpus", str(bad)]) == 2
