@@ -9,7 +9,8 @@ RUN pip install --no-cache-dir --prefix=/install '.[bedrock]'
 FROM python:3.11-slim
 ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1
 # Operator withdrawals, drills and the audit log (SQLite) live here; mount a volume to keep them across
-# container replacements (replicas that share it share withdrawals and drills).
+# container replacements. SQLite is for one host: never share it over a network volume. Replicas on several
+# hosts use `store: {backend: postgres}` and `state: {backend: redis}` (see deploy/kubernetes, deploy/compose.yaml).
 ENV GATEWAY_STATE_DIR=/var/lib/gateway
 COPY --from=build /install /usr/local
 RUN useradd --system --uid 10001 --home-dir /nonexistent --shell /usr/sbin/nologin gateway \

@@ -156,6 +156,8 @@ def main() -> int:
     ap.add_argument("--stream-words", type=int, default=200)
     ap.add_argument("--markdown", action="store_true")
     ap.add_argument("--no-audit", action="store_true", help="turn the audit log off (to measure its cost)")
+    ap.add_argument("--redis", action="store_true",
+                    help="share live state through a redis-server started for the run (state.backend: redis)")
     ap.add_argument("--non-streaming", choices=("stream", "direct"), default="stream",
                     help="failover.non_streaming: read non-streaming answers as a stream (default) or directly")
     ap.add_argument("--no-classify", action="store_true", help="skip the task classifier cost (classify_cost.py)")
@@ -166,6 +168,11 @@ def main() -> int:
     emu_port, gw_port = free_port(), free_port()
     emu_url, gw_url = f"http://127.0.0.1:{emu_port}", f"http://127.0.0.1:{gw_port}"
     tmp = Path(tempfile.mkdtemp(prefix="gw-bench-"))
+    redis = None
+    if args.redis:
+        from gateway.testing_services import RedisServer
+
+        redis = RedisServer().start()
     cfg = tmp / "bench.yaml"
     cfg.write_text(f"""
 providers:
@@ -182,7 +189,7 @@ keys:
 audit: {{enabled: {"false" if args.no_audit else "true"}, path: {tmp}/audit.sqlite}}
 state_dir: {tmp}/state
 failover: {{non_streaming: {args.non_streaming}}}
-""")
+""" + (f"state: {{backend: redis, url: '{redis.url}'}}\n" if redis else ""))
     py = sys.executable
     emu = subprocess.Popen([py, "-m", "gateway", "emulate", "--port", str(emu_port), "--quiet",
                             "--model", f"*=healthy:words={args.stream_words}"] if args.streams else
@@ -216,9 +223,12 @@ failover: {{non_streaming: {args.non_streaming}}}
                 p.wait(10)
             except subprocess.TimeoutExpired:
                 p.kill()
+        if redis is not None:
+            redis.stop()
 
     print(f"\nload generator: {tool}; {args.duration}s per run; 1 gateway worker; non-streaming; auth, routing, "
-          f"failover bookkeeping and metrics on; {os.cpu_count()} cores\n")
+          f"failover bookkeeping and metrics on; live state {'in Redis' if redis else 'in memory'}; "
+          f"{os.cpu_count()} cores\n")
     print("| connections | direct req/s | gateway req/s | direct p50 ms | gateway p50 ms | gateway p99 ms "
           "| added p50 ms | gateway CPU us/req | errors |")
     print("|---|---|---|---|---|---|---|---|---|")

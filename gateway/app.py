@@ -36,10 +36,12 @@ from gateway.config.loader import load_config
 from gateway.config.paths import state_dir
 from gateway.errors import GatewayError
 from gateway.failover.engine import FailoverEngine
-from gateway.failover.state import MemoryStateStore
 from gateway.failover.withdrawals import WithdrawalDB, Withdrawals
 from gateway.observability.metrics import Metrics
 from gateway.runtime import Runtime, build_runtime, changed_upstreams
+from gateway.state.live import FleetState
+from gateway.state.ratelimit import FleetRateLimiter
+from gateway.state.wiring import make_fleet, make_state, probe_ttl
 from gateway.upstream import UpstreamClient
 
 log = logging.getLogger("gateway")
@@ -60,7 +62,7 @@ class Gateway:
         self.clock = clock
         self.sync_interval = sync_interval  # how often operator withdrawals are re-read from the shared DB
         self.config_path = config_path
-        self.state = MemoryStateStore(clock)
+        self.state = make_state(runtime.config, clock)  # memory, or the local cache of the fleet's shared state
         self.engine = FailoverEngine(self.state, clock, sleep)
         self.metrics = Metrics()
         self.upstream: UpstreamClient = None  # type: ignore[assignment]  # set in the lifespan
@@ -68,7 +70,11 @@ class Gateway:
         self.withdrawals = Withdrawals(clock)
         self.withdrawals_db: WithdrawalDB | None = None
         state_dir = self._state_dir(runtime)
-        if state_dir is not None:
+        if runtime.config.store.backend == "postgres" and runtime.config.store.url:
+            from gateway.audit.postgres import PostgresWithdrawalDB
+
+            self.withdrawals_db = PostgresWithdrawalDB(runtime.config.store.url)  # shared by every replica
+        elif state_dir is not None:
             self.withdrawals_db = WithdrawalDB(state_dir / "withdrawals.sqlite")
         else:
             log.warning("no config file and no state_dir: operator withdrawals will not survive a restart")
@@ -83,6 +89,13 @@ class Gateway:
         )
         self.metrics.watch_withdrawn(self._withdrawn)
         self.continuity = Continuity(self)  # audit writer, JSON request log, route-health gauges
+        self.fleet = make_fleet(runtime.config, self.state, self.withdrawals, self._reread_withdrawals,
+                                self.lifecycle, self._last_withdrawal_change,
+                                None if runtime.config.store.backend == "postgres" else self._mirror_withdrawals)
+        if self.fleet is not None:
+            fleet = self.fleet
+            self.metrics.state_store_up.set_function(lambda: 1.0 if fleet.up else 0.0)
+            self.limiter = FleetRateLimiter(clock, fleet.store, lambda: fleet.up)  # per-key limits hold fleet-wide
         self.state.on_transition = self.lifecycle
 
     def _state_dir(self, runtime: Runtime) -> Path | None:
@@ -93,6 +106,21 @@ class Gateway:
         self.state.configure(runtime.targets, f.breaker.failures, f.breaker.cooldown, f.withdrawn_recheck,
                              max_cooldown=f.breaker.max_cooldown)
         self.withdrawals.configure(runtime.targets, f.withdrawn_recheck)
+        if isinstance(self.state, FleetState):
+            self.state.probe_ttl = probe_ttl(runtime.config)
+
+    async def _mirror_withdrawals(self, entries: list[Any]) -> None:
+        db = self.withdrawals_db
+        if db is not None:
+            await asyncio.to_thread(db.mirror, entries)
+
+    async def _last_withdrawal_change(self) -> float:
+        db = self.withdrawals_db
+        return 0.0 if db is None else await asyncio.to_thread(db.last_change)
+
+    async def _reread_withdrawals(self) -> list[Any] | None:
+        db = self.withdrawals_db
+        return None if db is None else await asyncio.to_thread(db.current)
 
     def lifecycle(self, event: str, **fields: Any) -> None:
         """One JSON line on the ``gateway.lifecycle`` logger (reload, withdrawal, drill, breaker transitions)."""
@@ -116,6 +144,8 @@ class Gateway:
                 for e in self.withdrawals.withdrawals.values():
                     log.warning("withdrawal in force: %s %s by %s: %s", e.target, e.name, e.actor, e.reason)
             await self.continuity.start()
+            if self.fleet is not None:
+                await self.fleet.start()  # never fails: an unreachable store means local state until it is back
             self.reloader.start()
             # Everything loaded so far lives as long as the process: keep it out of the garbage collector's scans
             # (fewer, shorter pauses on the request path).
@@ -131,6 +161,8 @@ class Gateway:
                 with contextlib.suppress(asyncio.CancelledError):
                     await self._sync_task
                 self._sync_task = None
+            if self.fleet is not None:
+                await self.fleet.stop()
             await self.continuity.aclose()  # uvicorn let in-flight requests finish first: nothing answered is lost
             await self.upstream.aclose()
             self.upstream = None  # type: ignore[assignment]
@@ -141,10 +173,14 @@ class Gateway:
         db = self.withdrawals_db
         assert db is not None
         seen = await asyncio.to_thread(db.version)
+        failing = False  # log a database outage once, not every interval (the withdrawals in memory hold)
         while True:
             await asyncio.sleep(self.sync_interval)
             try:
                 version = await asyncio.to_thread(db.version)
+                if failing:
+                    failing = False
+                    log.warning("operator withdrawals readable again from %s", db.path)
                 if version != seen:
                     w = self.withdrawals
                     generation = w.generation
@@ -153,8 +189,10 @@ class Gateway:
                         continue  # a local change raced the read: the read may predate it; re-read next time
                     seen = version
                     w.replace(entries)
-            except Exception:  # a locked or briefly unavailable DB must not end the loop
-                log.exception("could not re-read operator withdrawals")
+            except Exception as e:  # a locked or briefly unavailable DB must not end the loop
+                if not failing:
+                    failing = True
+                    log.error("could not re-read operator withdrawals (the ones in force stay in force): %s", e)
 
     def _withdrawn(self) -> list[tuple[str, str, str]]:
         out = []

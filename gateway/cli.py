@@ -33,6 +33,13 @@ def cmd_serve(args: argparse.Namespace) -> int:
         print(f"gateway: invalid config\n{e}", file=sys.stderr)
         return 2
     os.environ[CONFIG_ENV] = os.path.abspath(args.config)
+    if args.workers > 1 and not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        # /metrics answers for the whole process tree, whichever worker takes the scrape (see Metrics.exposition).
+        import tempfile
+
+        os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="gateway-metrics-")
+    elif os.environ.get("PROMETHEUS_MULTIPROC_DIR"):  # set by the deployment (an emptyDir): it must exist
+        os.makedirs(os.environ["PROMETHEUS_MULTIPROC_DIR"], exist_ok=True)
     uvicorn.run(
         "gateway.cli:_factory",
         factory=True,
@@ -150,7 +157,9 @@ def cmd_explain(args: argparse.Namespace) -> int:
             from gateway.config.paths import state_dir
 
             sd = state_dir(rt.config, args.config) or Path("state")
-            state = explain.withdrawals_state(rt, sd / "withdrawals.sqlite")
+            store = rt.config.store
+            db = store.url if store.backend == "postgres" and store.url else sd / "withdrawals.sqlite"
+            state = explain.withdrawals_state(rt, db)
         res = explain.explain(rt, request, key_name=args.key_name, headers=headers, state=state)
     except (ConfigError, ValueError, OSError) as e:
         print(f"gateway explain: {e}", file=sys.stderr)
@@ -441,6 +450,13 @@ def _admin_cmd(args: argparse.Namespace) -> int:
         err = err if isinstance(err, dict) else {"message": err}
         print(f"gateway admin {cmd}: HTTP {status}: {err.get('message', data)}", file=sys.stderr)
         return 1
+    prop = data.get("propagation") if isinstance(data, dict) else None
+    if prop is not None:  # a fleet (state.backend: redis): who applied the change before the call returned
+        line = f"fleet: applied by {len(prop['applied'])} of {len(prop['workers'])} workers in {prop['seconds']}s"
+        if prop["not_applied"]:
+            print(f"{line}; NOT confirmed by: {', '.join(prop['not_applied'])}", file=sys.stderr)
+        else:
+            print(line)
     if cmd == "state":
         _print_state(data)
     elif cmd == "withdraw":

@@ -139,6 +139,7 @@ def build_runtime(config: GatewayConfig, source_text: str | bytes = b"") -> Runt
     classifier = _classifier(config)
     secrets = {t.api_key for t in targets.values() if t.api_key}
     secrets.update(v for t in targets.values() for v in t.headers.values() if v)
+    secrets.update(fleet_secrets(config))
     return Runtime(config, targets, adapters, routes, names, primary_of, keys, version, policies=policies,
                    embedders=embedders,
                    anonymous=anonymous, admin_keys=admin_keys, classifier=classifier,
@@ -168,3 +169,21 @@ def _classifier(config: GatewayConfig) -> Any:
 
 
 _COMMON_PROVIDER_FIELDS = {"kind", "base_url", "api_key", "vendor", "jurisdiction", "headers", "timeouts"}
+
+
+def fleet_secrets(config: GatewayConfig) -> set[str]:
+    """Passwords in the state/store URLs and the session secret: masked like provider keys wherever text leaves."""
+    from urllib.parse import urlsplit
+
+    out = set()
+    for url in (config.state.url, config.store.url):
+        if url:
+            try:
+                password = urlsplit(url).password
+            except ValueError:
+                password = None
+            if password:
+                out.add(password)
+    if config.admin.session_secret:
+        out.add(config.admin.session_secret)
+    return out

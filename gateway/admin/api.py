@@ -99,6 +99,13 @@ def build_admin_router(gw: Gateway) -> APIRouter:
             raise GatewayError(400, f"target must be one of {', '.join(TARGET_KINDS)}", param="target",
                                code="invalid_target")
 
+    async def propagated(change: str, answer: dict[str, Any]) -> dict[str, Any]:
+        """In a fleet (``state.backend: redis``), return only once every live worker and replica applied the
+        change, or after ``state.ack_timeout`` naming those that did not (``propagation``)."""
+        if gw.fleet is not None:
+            answer["propagation"] = await gw.fleet.propagate(change)
+        return answer
+
     async def tidy() -> None:
         for e in gw.withdrawals.expire():
             log.warning("DRILL ended: %s %s is back in traffic (drill by %s)", e.target, e.name, e.actor)
@@ -109,7 +116,10 @@ def build_admin_router(gw: Gateway) -> APIRouter:
     @router.get("/state")
     async def state(key: str = Depends(admin)) -> dict[str, Any]:
         await tidy()
-        return gw.describe(admin_key=key)
+        out = gw.describe(admin_key=key)
+        if gw.fleet is not None:
+            out["fleet"] = await gw.fleet.describe()
+        return out
 
     @router.get("/withdrawals")
     async def list_withdrawals() -> dict[str, Any]:
@@ -131,7 +141,12 @@ def build_admin_router(gw: Gateway) -> APIRouter:
                 await asyncio.to_thread(gw.withdrawals_db.put, e)
             except Exception as exc:  # keep it in force in memory; say loudly that it will not survive a restart
                 log.error("WITHDRAWAL NOT PERSISTED (in force until restart): %s %s: %s", e.target, e.name, exc)
-                raise GatewayError(500, "The withdrawal is in force but could not be persisted; see the gateway "
+                where = "in force"
+                if gw.fleet is not None:  # still take it out of the whole fleet's traffic now
+                    p = await gw.fleet.propagate("withdrawal")
+                    where = (f"in force on {len(p['applied'])} of {len(p['workers'])} workers"
+                             + (f" (not confirmed: {', '.join(p['not_applied'])})" if p["not_applied"] else ""))
+                raise GatewayError(500, f"The withdrawal is {where} but could not be persisted; see the gateway "
                                         "log.", code="not_persisted") from None
             finally:
                 gw.withdrawals.pending -= 1
@@ -140,7 +155,7 @@ def build_admin_router(gw: Gateway) -> APIRouter:
                     ", ".join(models), e.actor, key, e.contact, e.reason, e.reference)
         gw.lifecycle("withdrawal", target=e.target, name=e.name, models=models, actor=e.actor, admin_key_name=key,
                      contact=e.contact, reason=e.reason, reference=e.reference)
-        return {"withdrawal": e.public(gw.clock()), "models": models}
+        return await propagated("withdrawal", {"withdrawal": e.public(gw.clock()), "models": models})
 
     @router.delete("/withdrawals/{target}/{name}")
     async def reinstate(target: str, name: str, actor: str | None = None,
@@ -174,7 +189,7 @@ def build_admin_router(gw: Gateway) -> APIRouter:
         log.warning("REINSTATED %s %s (models: %s) by %s (admin key %s)", target, name, ", ".join(models),
                     actor or key, key)
         gw.lifecycle("reinstatement", target=target, name=name, models=models, actor=actor or key, admin_key_name=key)
-        return {"reinstated": e.public(gw.clock()), "models": models}
+        return await propagated("reinstatement", {"reinstated": e.public(gw.clock()), "models": models})
 
     @router.post("/drills", status_code=201)
     async def drill(body: DrillBody, key: str = Depends(admin)) -> dict[str, Any]:
@@ -193,7 +208,7 @@ def build_admin_router(gw: Gateway) -> APIRouter:
                     ", ".join(models), body.duration, e.actor, e.reason)
         gw.lifecycle("drill_started", target=e.target, name=e.name, models=models, duration_s=body.duration,
                      actor=e.actor, reason=e.reason)
-        return {"drill": e.public(gw.clock()), "models": models}
+        return await propagated("drill", {"drill": e.public(gw.clock()), "models": models})
 
     @router.delete("/drills/{target}/{name}")
     async def end_drill(target: str, name: str, key: str = Depends(admin)) -> dict[str, Any]:
@@ -211,7 +226,7 @@ def build_admin_router(gw: Gateway) -> APIRouter:
                 gw.withdrawals.generation += 1
         log.warning("DRILL stopped early: %s %s by admin key %s", target, name, key)
         gw.lifecycle("drill_stopped", target=target, name=name, admin_key_name=key)
-        return {"ended": e.public(gw.clock())}
+        return await propagated("drill_stopped", {"ended": e.public(gw.clock())})
 
     @router.post("/explain")
     async def explain_request(body: ExplainBody) -> dict[str, Any]:

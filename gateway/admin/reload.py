@@ -103,6 +103,9 @@ class ConfigReloader:
                     gw.swap(runtime)
                     if runtime.config.state_dir != old.config.state_dir:
                         log.warning("config reload: state_dir changed; it takes effect at the next restart")
+                    for field in ("state", "store"):  # connections are made once, at start-up
+                        if getattr(runtime.config, field) != getattr(old.config, field):
+                            log.warning("config reload: %s changed; it takes effect at the next restart", field)
                 res = ReloadResult("ok" if changed else "unchanged", trigger, time.time(), runtime.version)
                 self.counts["ok"] += 1
                 gw.metrics.reloads.labels("ok").inc()
@@ -149,13 +152,22 @@ class ConfigReloader:
     async def _watch(self, path: Path, debounce: float) -> None:
         import watchfiles
 
+        # Watch the directory the config path names, not only where it resolves to now: a mounted Kubernetes
+        # ConfigMap (``gateway.yaml -> ..data/gateway.yaml``, ``..data -> ..<timestamp>``) is updated by writing a
+        # new timestamped directory, swapping the ``..data`` symlink and deleting the old directory, so the
+        # resolved target's directory disappears with every update.
+        path = path.absolute()
         target = path.resolve()
+        dirs = {path.parent}
+        if not target.parent.is_relative_to(path.parent):
+            dirs.add(target.parent)  # the config is a symlink to a file elsewhere: edits there count too
 
         def only_config(change: Any, p: str) -> bool:
-            return Path(p).resolve() == target
+            q = Path(p)
+            return q.name == path.name or q.name == "..data" or q == target
 
         try:
-            async for _ in watchfiles.awatch(target.parent, watch_filter=only_config,
+            async for _ in watchfiles.awatch(*sorted(dirs), watch_filter=only_config,
                                              debounce=max(1, int(debounce * 1000)), step=20,
                                              stop_event=self._stop, rust_timeout=500, recursive=False):
                 await self.reload("file change")

@@ -71,8 +71,11 @@ class Sessions:
     token names no key and no hash, and dies with the key); ``sig`` an HMAC of the rest. The secret is random per
     process: a restart signs everybody out."""
 
-    def __init__(self, wall: Any = time.time) -> None:
-        self._secret = secrets.token_bytes(32)
+    def __init__(self, wall: Any = time.time, secret: str | None = None) -> None:
+        # ``admin.session_secret`` (shared by a fleet) or random per process.
+        from gateway.state.sessions import session_secret
+
+        self._secret = session_secret(secret) or secrets.token_bytes(32)
         self.wall = wall
 
     def _mac(self, data: str) -> str:
@@ -300,7 +303,7 @@ async def _read_limited(request: Request, limit: int) -> bytes | None:
 
 def build_status_router(gw: Gateway) -> APIRouter:
     router = APIRouter()
-    sessions = Sessions()
+    sessions = Sessions(secret=gw.runtime.config.admin.session_secret)
     cache: dict[str, Any] = {"at": -1e18, "limit": None, "data": None}
 
     def session_name(request: Request) -> str | None:
@@ -406,6 +409,8 @@ def build_status_router(gw: Gateway) -> APIRouter:
             raise GatewayError(400, f"recent must be an integer from 1 to {RECENT_MAX}.", param="recent",
                                code="invalid_parameter")
         data = live_state(gw)
+        if getattr(gw, "fleet", None) is not None:
+            data["fleet"] = await gw.fleet.describe()  # replicas and workers, the shared store's health
         data["recent"] = await recent(int(raw))
         data["you"] = name
         data["generated_at"] = _iso(time.time())

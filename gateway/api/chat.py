@@ -128,7 +128,7 @@ class ChatEndpoint:
         try:
             caller = authenticate(scope, runtime)
             if caller.rate_limit is not None:
-                gw.limiter.check(caller.name or "", caller.rate_limit)
+                await gw.limiter.acheck(caller.name or "", caller.rate_limit)
             raw = await read_body(receive, runtime.config.limits.max_body_bytes, header(scope, b"content-length"))
             try:
                 body = orjson.loads(raw)
@@ -210,7 +210,8 @@ class ChatEndpoint:
         async def call(adapter: Any, t: Timeouts) -> dict[str, Any]:
             # Read as a stream and assembled: the same first_token/idle protection as streaming requests, and a
             # cut mid-answer restarts cleanly on the next model because the client has received nothing yet.
-            result = await assemble(await open_stream(gw, adapter, t, sbody, first_token, refusals=False))
+            result = await assemble(await open_stream(gw, adapter, t, sbody, first_token, refusals=False,
+                                                          whole=True))
             if refused(result["choices"]):
                 raise refusal(result)
             return result

@@ -167,7 +167,7 @@ class EmbeddingsEndpoint:
         try:
             caller = authenticate(scope, runtime)
             if caller.rate_limit is not None:
-                gw.limiter.check(caller.name or "", caller.rate_limit)
+                await gw.limiter.acheck(caller.name or "", caller.rate_limit)  # fleet-wide with state: redis
             raw = await read_body(request.receive, runtime.config.limits.max_body_bytes,
                                   header(scope, b"content-length"))
             try:

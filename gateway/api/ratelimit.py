@@ -32,7 +32,14 @@ class RateLimiter:
             b[0] = tokens - 1.0
             return
         b[0] = tokens
-        wait = max(1, math.ceil((1.0 - tokens) / rate))
-        raise GatewayError(429, f"Rate limit of {per_minute} requests per minute reached for key {key!r}; "
-                                f"retry in {wait}s.", type="rate_limit_error", code="rate_limit_exceeded",
-                           headers={"retry-after": str(wait)})
+        raise rate_limited(key, per_minute, max(1, math.ceil((1.0 - tokens) / rate)))
+
+    async def acheck(self, key: str, per_minute: int) -> None:
+        """``check`` for the request path; a fleet limiter (``gateway.state.ratelimit``) asks the shared store."""
+        self.check(key, per_minute)
+
+
+def rate_limited(key: str, per_minute: int, wait: int) -> GatewayError:
+    return GatewayError(429, f"Rate limit of {per_minute} requests per minute reached for key {key!r}; "
+                             f"retry in {wait}s.", type="rate_limit_error", code="rate_limit_exceeded",
+                        headers={"retry-after": str(wait)})

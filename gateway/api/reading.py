@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import math
 import time
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass
@@ -112,6 +113,7 @@ class Committed:
     gate: ToolCallGate
     idle: float
     ended: bool = False  # the upstream's bytes are all read (``first`` holds the last of them)
+    until: float = math.inf  # loop time by which the whole stream must be read (non-streaming: the deadline)
 
     async def aclose(self) -> None:
         await self.stack.aclose()
@@ -129,18 +131,22 @@ class Committed:
 
     async def batches(self) -> AsyncIterator[list[dict[str, Any]]]:
         """The chunks after ``first``, as they may be released; ``UpstreamError`` on a cut, on ``idle`` seconds
-        without a content event, or when the stream ends inside a held tool call."""
+        without a content event, at ``until``, or when the stream ends inside a held tool call."""
         if self.ended:
             return
         loop = asyncio.get_running_loop()
-        idle = self.idle
+        idle, until = self.idle, self.until
         last = loop.time()
         rest, decoder, gate = self.rest, self.decoder, self.gate
         while True:
+            stall_at = last + idle
             try:
-                async with asyncio.timeout(max(last + idle - loop.time(), 0.001)):
+                async with asyncio.timeout(max(min(stall_at, until) - loop.time(), 0.001)):
                     data = await anext(rest, None)
             except TimeoutError:
+                if stall_at > until:
+                    raise UpstreamError(ErrorKind.TRANSIENT, "the answer was not complete by the request's deadline",
+                                        code="deadline") from None
                 raise UpstreamError(ErrorKind.TRANSIENT, f"upstream stalled: no content for {idle:g}s",
                                     code="stream_stall") from None
             chunks = decoder.feed(data) if data is not None else decoder.close()
@@ -158,14 +164,15 @@ class Committed:
 
 
 async def open_stream(gw: Gateway, adapter: Any, t: Timeouts, body: Mapping[str, Any],
-                      first_token: float, refusals: bool = True) -> Committed:
+                      first_token: float, refusals: bool = True, whole: bool = False) -> Committed:
     """Open an upstream stream and read until its first releasable content (the engine's ``call`` for streams).
 
     ``first_token`` bounds the time to the first content event (connecting and the response headers included:
     an upstream that accepts the request and says nothing is as slow as one that sends headers and then
     nothing); after it, ``t.idle`` bounds each gap between content events until a held tool call is complete.
     ``refusals``: raise ``refusal(committed)`` when the first content is a refusal (the non-streaming path checks
-    the assembled answer instead).
+    the assembled answer instead). ``whole``: ``t.total`` also bounds reading the rest of the stream (a
+    non-streaming answer is only of use complete, so the request's deadline bounds all of it).
     """
     stack = contextlib.AsyncExitStack()
     try:
@@ -173,6 +180,7 @@ async def open_stream(gw: Gateway, adapter: Any, t: Timeouts, body: Mapping[str,
         gate = ToolCallGate()
         limit = min(first_token, t.total)
         loop = asyncio.get_running_loop()
+        until = loop.time() + t.total if whole else math.inf
         ended = False
         seen = False
         try:
@@ -188,7 +196,7 @@ async def open_stream(gw: Gateway, adapter: Any, t: Timeouts, body: Mapping[str,
                     content = any(has_content(c) for c in got)
                     if content:
                         seen = True
-                        tm.reschedule(loop.time() + t.idle)
+                        tm.reschedule(min(loop.time() + t.idle, until))
                     out = gate.feed(got)
                     first.extend(out)
                     if data is None:
@@ -199,12 +207,15 @@ async def open_stream(gw: Gateway, adapter: Any, t: Timeouts, body: Mapping[str,
                     if content and (out is got or any(has_content(c) for c in out)):
                         break
         except TimeoutError:
+            if seen and loop.time() >= until:
+                raise UpstreamError(ErrorKind.TRANSIENT, "the answer was not complete by the request's deadline",
+                                    code="deadline") from None
             if seen:
                 raise UpstreamError(ErrorKind.TRANSIENT, f"upstream stalled: no content for {t.idle:g}s",
                                     code="stream_stall") from None
             raise UpstreamError(ErrorKind.TRANSIENT, f"no first token within {limit:g}s",
                                 code="first_token_timeout") from None
-        committed = Committed(stack, decoder, rest, first, gate, t.idle, ended)
+        committed = Committed(stack, decoder, rest, first, gate, t.idle, ended, until)
         if refusals and any(refused(c.get("choices")) for c in first):
             raise refusal(committed)  # still open: returned as is (on_refusal: return) or closed by the engine
         return committed

@@ -46,6 +46,16 @@ def _similarity(a: list[str], b: list[str]) -> float:
     return sum(block.size for block in matcher.get_matching_blocks()) / len(a)
 
 
+def _opens_again(opening: list[str], cont: list[str]) -> bool:
+    """The continuation repeats the answer's first two words, in a row, at its start or right after a preamble
+    sentence ("Let me start again. ...") of at most ``PREAMBLE`` words."""
+    words = [_NORM.sub("", w.lower()) for w in cont[:PREAMBLE + 2]]
+    for i in range(min(PREAMBLE + 1, len(words) - 1)):
+        if words[i] == opening[0] and words[i + 1] == opening[1] and (i == 0 or cont[i - 1][-1] in ".:!?"):
+            return True
+    return False
+
+
 def looks_restarted(sent: list[str], cont: list[str]) -> bool:
     """True when the continuation's opening shares at least half of the answer's opening words, in order.
 
@@ -55,11 +65,13 @@ def looks_restarted(sent: list[str], cont: list[str]) -> bool:
     """
     opening = _norm(sent[:HOLD_WORDS])
     b = _norm(cont[:HOLD_WORDS + PREAMBLE])
-    if len(opening) < 3 or not b:
+    if len(opening) < 2 or not b:
         return False
     sim = _similarity(opening, b)
     if sim * len(opening) < 3 or sim < 0.5:
-        return False
+        # Two or three words sent are too few for a share; a restart still opens with the answer's first two
+        # words together, right after at most a short preamble.
+        return len(opening) <= 3 and _opens_again(opening, cont)
     rest = _norm(sent[HOLD_WORDS:])[-4 * HOLD_WORDS:]
     if len(rest) >= HOLD_WORDS:
         # The best-aligned window of the answer after its opening (once per continuation: at most 37 windows).

@@ -110,6 +110,9 @@ class StreamRelay:
         self.text: list[str] = []  # content streamed to the client so far (choice 0)
         self.model_chars = 0  # characters streamed by the current model
         self.tool_call_sent = False  # a (complete) tool call reached the client: not continuable
+        n = body.get("n")
+        self.choices = n if isinstance(n, int) and n > 1 else 1  # the answer is complete when all have finished
+        self.finished_choices: set[int] = set()
         self.finished = False
         self.usage_seen = False
         self.usages: list[dict[str, Any]] = []
@@ -198,6 +201,8 @@ class StreamRelay:
         """Find a model to continue the answer; None when the stream must end with the cut."""
         if self.choice.route.on_stream_cut != "continue" or self.tool_call_sent or not self.text:
             return None
+        if self.choices > 1:  # a continuation carries one choice's text: the others would be spliced
+            return None
         rest = continuation_chain(self.choice.chain, model, self.served)
         if not rest:
             return None
@@ -266,7 +271,8 @@ class StreamRelay:
                     self.tool_call_sent = True
                     progress = True
                 if ch.get("finish_reason"):
-                    self.finished = True
+                    self.finished_choices.add(ch.get("index", 0))
+                    self.finished = len(self.finished_choices) >= self.choices
                     progress = True
                 if continued and not content and not delta.get("tool_calls") and not ch.get("finish_reason"):
                     keep = False  # the continuing model's role preamble: the client already has one

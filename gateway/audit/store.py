@@ -174,9 +174,11 @@ def _present(conn: sqlite3.Connection) -> tuple[str, ...]:
     return tuple(c for c in COLUMNS if c in have) if have else COLUMNS
 
 
-def open_store(path: str | Path, readonly: bool = False) -> SQLiteAuditStore:
-    """The backend for a configured path (SQLite today; a ``postgresql://`` URL would select the second one)."""
+def open_store(path: str | Path, readonly: bool = False) -> AuditStore:
+    """The backend for a configured location: a file path (SQLite) or a ``postgresql://`` URL."""
     text = str(path)
     if text.startswith(("postgres://", "postgresql://")):
-        raise NotImplementedError("the PostgreSQL audit backend is not built yet; use a file path")
+        from gateway.audit.postgres import PostgresAuditStore
+
+        return PostgresAuditStore(text, readonly=readonly)
     return SQLiteAuditStore(path, readonly=readonly)

@@ -55,8 +55,13 @@ class Continuity:
         self.writer: AuditWriter | None = None
         self.path = None
         if cfg.enabled:
-            self.path = audit_path(rt.config, getattr(gw, "config_path", None))
-            self.writer = AuditWriter(open_store(self.path), queue_size=cfg.queue_size, retention=cfg.retention,
+            store = rt.config.store
+            # With ``store.backend: postgres`` the audit log lives there (``path`` stays None: no local file).
+            location = store.url if store.backend == "postgres" and store.url else None
+            if location is None:
+                self.path = audit_path(rt.config, getattr(gw, "config_path", None))
+            self.writer = AuditWriter(open_store(location or self.path), queue_size=cfg.queue_size,
+                                      retention=cfg.retention,
                                       metrics=gw.metrics, redact=self._redact, keep_prompt_hash=cfg.store_prompt_hash)
         gw.metrics.watch_routes(lambda: [(n, r.models) for n, r in gw.runtime.routes.items()],
                                 lambda m: model_usable(gw, m))

@@ -25,6 +25,11 @@ from gateway.audit.store import AuditStore, record_to_row
 log = logging.getLogger("gateway.audit")
 
 PRUNE_EVERY = 3600.0  # seconds between retention passes
+RETRY_UNAVAILABLE = 1.0  # seconds between write attempts while a network audit store is unavailable
+
+
+class _Unavailable(Exception):
+    """The batch went back on the queue: the store is away."""
 
 
 class AuditWriter:
@@ -52,6 +57,7 @@ class AuditWriter:
         self.written = 0
         self.dropped = 0
         self.batches = 0
+        self.unavailable = False  # a network store (PostgreSQL) is away; records are buffered
         if metrics is not None:
             metrics.audit_queue_depth.set_function(lambda: len(self._queue))
 
@@ -127,8 +133,28 @@ class AuditWriter:
                     await self._prune()
             except asyncio.CancelledError:
                 raise
+            except _Unavailable:
+                # Wait for the database (or for shutdown, which writes or drops what is left).
+                for _ in range(10):
+                    if self._closing:
+                        break
+                    await asyncio.sleep(RETRY_UNAVAILABLE / 10)
             except Exception:
                 log.exception("audit writer loop error")
+
+    async def _store_write(self, rows: list[dict[str, Any]]) -> None:
+        """Every batch is written from a worker thread, never on the event loop: neither a slow database nor
+        another worker's lock on a shared SQLite file (busy timeout 10 s) nor a prune can stall requests."""
+        await asyncio.to_thread(self.store.write, rows)
+
+    def _requeue(self, records: list[Any]) -> None:
+        """The database is away: keep the batch (ahead of newer records) up to ``queue_size``; the rest is dropped
+        and counted. Nothing blocks a request meanwhile: ``submit`` drops when the queue is full."""
+        room = self.queue_size - len(self._queue)
+        keep = records[:max(0, room)]
+        self._queue.extendleft(reversed(keep))
+        if len(records) > len(keep):
+            self._drop(len(records) - len(keep), "database unavailable, queue full")
 
     async def _write_batch(self) -> None:
         n = min(len(self._queue), self.batch_size)
@@ -136,18 +162,29 @@ class AuditWriter:
         if not records:
             return
         rows = []
+        kept = []
         for r in records:
             try:
                 rows.append(record_to_row(r, self.redact, self.keep_prompt_hash))
+                kept.append(r)
             except Exception:
                 log.exception("audit record could not be converted")
                 self._drop(1, "bad record")
         for attempt in range(3):
             try:
-                self.store.write(rows)
+                await self._store_write(rows)
+                if self.unavailable:
+                    self.unavailable = False
+                    log.warning("audit store reachable again: writing the %d buffered record(s)", len(self._queue))
                 break
             except Exception as e:  # noqa: BLE001
                 if attempt == 2:
+                    if getattr(self.store, "buffers_when_unavailable", False) and not self._closing:
+                        if not self.unavailable:
+                            self.unavailable = True
+                            log.error("audit store unavailable, buffering up to %d records: %s", self.queue_size, e)
+                        self._requeue(kept)
+                        raise _Unavailable from None
                     log.error("audit write failed, %d records lost: %s", len(rows), e)
                     self._drop(len(rows), "write failed")
                     return

@@ -417,6 +417,47 @@ class AuditConfig(_Strict):
     store_prompt_hash: bool = False
 
 
+class StateConfig(_Strict):
+    """Live state shared by every worker and replica (breakers, cooldowns, withdrawn marks, rate-limit buckets,
+    kill-switch propagation). ``memory`` (default): this process only. ``redis``: one Redis for the fleet."""
+
+    backend: Literal["memory", "redis"] = "memory"
+    url: str | None = Field(default=None, repr=False)  # redis://[:password@]host:port/db (may carry a secret)
+    key_prefix: str = Field(default="gateway:", min_length=1, max_length=100)
+    ack_timeout: PositiveDuration = 2.0  # how long an admin change waits for every live worker to apply it
+
+    @model_validator(mode="after")
+    def _url_for_redis(self) -> StateConfig:
+        if self.backend == "redis":
+            if not self.url:
+                raise ValueError("url: required when backend is redis (redis://host:6379/0)")
+            if not re.match(r"^(redis|rediss|unix)://", self.url):
+                raise ValueError("url: must start with redis://, rediss:// or unix://")
+        return self
+
+
+class StoreConfig(_Strict):
+    """Durable records (operator withdrawals, drills, their event log, the audit log). ``sqlite`` (default): files
+    in ``state_dir``, for one host. ``postgres``: one database for a fleet of replicas."""
+
+    backend: Literal["sqlite", "postgres"] = "sqlite"
+    url: str | None = Field(default=None, repr=False)  # postgresql://user:password@host:5432/db
+
+    @model_validator(mode="after")
+    def _url_for_postgres(self) -> StoreConfig:
+        if self.backend == "postgres":
+            if not self.url:
+                raise ValueError("url: required when backend is postgres (postgresql://user@host:5432/db)")
+            if not re.match(r"^postgres(ql)?://", self.url):
+                raise ValueError("url: must start with postgresql:// or postgres://")
+        return self
+
+
+class AdminConfig(_Strict):
+    """``admin.session_secret``: signs status-page sessions, so that a session is valid on every worker and replica
+    and survives a restart (unset: a random secret per process). Give it as ``${ENV}``; at least 16 characters."""
+
+    session_secret: str | None = Field(default=None, min_length=16, repr=False)
 class ResponsesStoreConfig(_Strict):
     """The Responses API's in-memory store of answers (``store``, ``previous_response_id``, ``item_reference``):
     per process, never on disk. ``max_responses: 0`` turns it off (``store: true`` is then ignored and a reference
@@ -443,5 +484,8 @@ class GatewayConfig(_Strict):
     state_dir: str | None = None
     reload: ReloadConfig = ReloadConfig()
     audit: AuditConfig = AuditConfig()
+    state: StateConfig = StateConfig()
+    store: StoreConfig = StoreConfig()
+    admin: AdminConfig = AdminConfig()
     responses_store: ResponsesStoreConfig = ResponsesStoreConfig()
     classifier: ClassifierConfig = ClassifierConfig()

@@ -115,7 +115,7 @@ def _example_arguments(parameters: Any) -> dict[str, Any]:
         typ = schema.get("type") if isinstance(schema, dict) else None
         if isinstance(typ, list):  # e.g. ["string", "null"]
             typ = next((t for t in typ if t != "null"), None)
-        args[name] = _SCHEMA_DEFAULTS.get(typ) if isinstance(typ, str) else None
+        args[name] = _SCHEMA_DEFAULTS.get(typ.lower()) if isinstance(typ, str) else None  # Gemini: "STRING"
     return args
 
 

@@ -505,6 +505,9 @@ class ScriptedHandler:
                 sent += 1
                 entry["tokens_sent"] = sent
             usage = Usage(prompt_tokens, completion_tokens(reply))
+            if token_delay and getattr(framer, "n", 1) > 1:  # the other choices' last words come a token later
+                if await sleep_watch(request, token_delay):
+                    raise _Disconnected()
             await write(framer.finish(finish_reason_of(reply, filtered), usage))
             if name != "missing_done":
                 await write(framer.terminator())

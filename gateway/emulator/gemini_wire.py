@@ -212,7 +212,10 @@ def to_chat(body: Mapping[str, Any]) -> dict[str, Any]:
             chat["tool_choice"] = "required"
     gen = body.get("generationConfig") or body.get("generation_config") or {}
     if isinstance(gen, dict) and (gen.get("responseMimeType") or gen.get("response_mime_type")) == "application/json":
-        chat["response_format"] = {"type": "json_object"}
+        schema = gen.get("responseSchema") or gen.get("response_schema")
+        # A response schema is honoured (the answer is an object of its required properties), as Gemini does.
+        chat["response_format"] = {"type": "json_schema", "json_schema": {"schema": schema}} \
+            if isinstance(schema, dict) else {"type": "json_object"}
     return chat
 
 
@@ -254,6 +257,10 @@ class GeminiFramer(StreamFramer):
         self.rid = _rid()
         self.sent = 0
         self._final = b""
+        # generationConfig.candidateCount: that many candidates (same text), each with its index, as Gemini does.
+        gen = req.body.get("generationConfig") if isinstance(req.body, dict) else None
+        n = gen.get("candidateCount") if isinstance(gen, dict) else None
+        self.n = n if isinstance(n, int) and 1 < n <= 8 else 1
 
     def headers(self) -> dict[str, str]:
         return {"Content-Type": "text/event-stream", "Cache-Control": "no-cache", "X-Content-Type-Options": "nosniff",
@@ -272,8 +279,8 @@ class GeminiFramer(StreamFramer):
                                                      "args": json.loads(piece.arguments)}}
         else:
             part = {"text": piece.text or ""}
-        cand = {"content": {"parts": [part], "role": "model"}, "index": 0}
-        return _event(_response([cand], _usage(self.prompt_tokens, None), self.model, self.rid))
+        cands = [{"content": {"parts": [part], "role": "model"}, "index": k} for k in range(self.n)]
+        return _event(_response(cands, _usage(self.prompt_tokens, None), self.model, self.rid))
 
     def finish(self, finish_reason: str, usage: Usage) -> bytes:
         if finish_reason == "content_filter":
@@ -282,7 +289,8 @@ class GeminiFramer(StreamFramer):
         else:  # function calls also finish with STOP
             cand = {"content": {"parts": [{"text": ""}], "role": "model"}, "finishReason": "STOP", "index": 0}
             completion = usage.completion_tokens
-        self._final = _event(_response([cand], _usage(usage.prompt_tokens, completion), self.model, self.rid))
+        cands = [{**cand, "index": k} for k in range(self.n)]
+        self._final = _event(_response(cands, _usage(usage.prompt_tokens, completion), self.model, self.rid))
         return b""  # sent as terminator(): for Gemini the finishReason event is the end marker
 
     def terminator(self) -> bytes:

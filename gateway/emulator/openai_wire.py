@@ -298,6 +298,12 @@ class OpenAIFramer(StreamFramer):
         self.base_id = "chatcmpl-" + os.urandom(12).hex()
         self.created = int(time.time())
         self.fingerprint = _FINGERPRINTS.get(self.flavor)
+        # ``n`` > 1 on a text answer: choice k streams the same pieces plus k extra words, so choice 0 finishes
+        # (with its own finish chunk, as OpenAI sends it) while the others are still streaming.
+        body = req.body if isinstance(req.body, dict) else {}
+        n = body.get("n")
+        self.n = n if isinstance(n, int) and 1 < n <= 8 and reply.tool_call is None else 1
+        self._last = -1
 
     def _obj(self, choices: list[Any]) -> dict[str, Any]:
         return {
@@ -309,8 +315,8 @@ class OpenAIFramer(StreamFramer):
             "choices": choices,
         }
 
-    def _chunk(self, delta: dict[str, Any], finish_reason: str | None = None) -> bytes:
-        obj = self._obj([{"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish_reason}])
+    def _chunk(self, delta: dict[str, Any], finish_reason: str | None = None, index: int = 0) -> bytes:
+        obj = self._obj([{"index": index, "delta": delta, "logprobs": None, "finish_reason": finish_reason}])
         if self.req.include_usage:
             obj["usage"] = None
         return b"data: " + orjson.dumps(obj) + b"\n\n"
@@ -335,10 +341,22 @@ class OpenAIFramer(StreamFramer):
     def piece(self, piece: Piece, index: int) -> bytes:
         if piece.arguments is not None:
             return self._chunk({"tool_calls": [{"index": 0, "function": {"arguments": piece.arguments}}]})
-        return self._chunk({"content": piece.text})
+        if self.n == 1:
+            return self._chunk({"content": piece.text})
+        if self._last < 0:
+            self._last = len(self.pieces()) - 1
+        out = b"".join(self._chunk({"content": piece.text}, index=k) for k in range(self.n))
+        if index == self._last:
+            out += self._chunk({}, "stop")  # choice 0 is complete; the others have more to say
+        return out
 
     def finish(self, finish_reason: str, usage: Usage) -> bytes:
-        out = self._chunk({}, finish_reason)
+        out = b""
+        if self.n > 1 and self._last >= 0:
+            for k in range(1, self.n):
+                out += self._chunk({"content": " more" * k}, index=k) + self._chunk({}, finish_reason, index=k)
+        else:
+            out = self._chunk({}, finish_reason)
         if self.req.include_usage and not self.params.get("no_usage"):
             obj = self._obj([])
             obj["usage"] = {

@@ -93,6 +93,12 @@ class FailoverEngine:
                         await _discard(e.answer)
                         if s.wait > 0:
                             await self.sleep(s.wait)
+                        # A withdrawal or drill made during the wait holds for the retry too (the kill switch is
+                        # in force once the admin call returned, even for a request that started before it).
+                        hit = ctx.precheck(name) if ctx.precheck is not None else None
+                        if hit is not None:
+                            ctx.attempts.append(Attempt(name, target.provider, target.vendor, hit[0], message=hit[1]))
+                            break
                         continue
                     if s.action is Action.ANSWER:
                         if e.answer is not None:  # a refusal that is a complete answer (200, content_filter)

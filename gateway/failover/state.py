@@ -45,6 +45,22 @@ class StateStore(Protocol):
 
     def describe(self, model: str) -> dict[str, Any]: ...
 
+    # The rest of what the gateway (not the engine) calls: config swaps, gauges/readiness, operator reinstatement.
+    # Synchronous on purpose: the request path reads a local view. In a fleet that view is the cache of
+    # ``gateway.state`` (``FleetState``), kept current by the async ``SharedStore`` (Redis) in the background.
+    def configure(self, models: Iterable[str], failures: int, cooldown: float, recheck: float,
+                  max_cooldown: float | None = None) -> None: ...
+
+    def available(self, model: str) -> bool:
+        """Usable now, without taking a half-open probe."""
+        ...
+
+    def reinstate(self, model: str) -> None:
+        """Forget the model's breaker, cooldown and upstream marks (an operator's reinstatement)."""
+        ...
+
+    def breaker_state(self, model: str) -> BreakerState: ...
+
 
 @dataclass(slots=True)
 class _ModelState:

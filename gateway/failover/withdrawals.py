@@ -142,6 +142,37 @@ class WithdrawalDB:
         with self._lock, self._connect() as conn:
             return int(conn.execute("SELECT coalesce(max(id), 0) FROM events").fetchone()[0])
 
+    def mirror(self, entries: list[Entry]) -> bool:
+        """Make the current withdrawals and drills exactly ``entries`` (the fleet's set, adopted from a replica that
+        does not share this database), so that the gateway's poll of this database and a restart keep them.
+        Logged once as a ``fleet-sync`` event; no change, no write. True when it wrote."""
+        def key(e: Entry) -> tuple:
+            return (e.kind, e.target, e.name, e.reason, e.reference, e.actor, e.contact, e.created_at,
+                    e.until_wall if e.kind == "drill" else None)
+
+        with self._lock, self._connect() as conn:
+            if sorted(map(key, self._entries(conn))) == sorted(map(key, entries)):
+                return False
+            conn.execute("DELETE FROM withdrawals")
+            conn.execute("DELETE FROM drills")
+            for e in entries:
+                if e.kind == "drill":
+                    conn.execute("INSERT OR REPLACE INTO drills VALUES (?,?,?,?,?,?,?)",
+                                 (e.target, e.name, e.reason, e.actor, e.admin_key, e.created_at, e.until_wall))
+                else:
+                    conn.execute("INSERT OR REPLACE INTO withdrawals VALUES (?,?,?,?,?,?,?,?)",
+                                 (e.target, e.name, e.reason, e.reference, e.actor, e.admin_key, e.contact,
+                                  e.created_at))
+            conn.execute("INSERT INTO events (at, action, detail) VALUES (?,?,?)",
+                         (time.time(), "fleet-sync", f"{len(entries)} withdrawal(s)/drill(s) from the fleet"))
+        return True
+
+    def last_change(self) -> float:
+        """Wall-clock time of the last recorded change (0.0 when none): a fleet's shared copy of the withdrawals
+        that is newer than this holds changes made through replicas that do not share this database."""
+        with self._lock, self._connect() as conn:
+            return float(conn.execute("SELECT coalesce(max(at), 0) FROM events").fetchone()[0])
+
     def current(self) -> list[Entry]:
         with self._lock, self._connect() as conn:
             return self._entries(conn)

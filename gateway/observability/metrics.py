@@ -8,6 +8,7 @@ does no metric work. Model availability and breaker state are read from the stat
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -33,6 +34,7 @@ ROUTES_WITHOUT_HEALTHY_FALLBACK = "gateway_routes_without_healthy_fallback"
 ROUTE_MODEL_INFO = "gateway_route_model_info"
 AUDIT_QUEUE_DEPTH = "gateway_audit_queue_depth"
 AUDIT_DROPPED_TOTAL = "gateway_audit_dropped_total"
+STATE_STORE_UP = "gateway_state_store_up"
 ROUTE_CLASSIFICATIONS_TOTAL = "gateway_route_classifications_total"
 
 _LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120)
@@ -69,11 +71,18 @@ class Metrics:
         self.audit_queue_depth = Gauge(AUDIT_QUEUE_DEPTH, "Audit records waiting to be written.", registry=r)
         self.audit_dropped = Counter(AUDIT_DROPPED_TOTAL, "Audit records lost (queue full or write failed).",
                                      registry=r)
+        self.state_store_up = Gauge(STATE_STORE_UP, "1 while live state is shared with the fleet (state.backend "
+                                    "redis reachable; always 1 for the in-process memory store), else 0.", registry=r)
+        self.state_store_up.set_function(lambda: 1.0)
         self.classifications = Counter(ROUTE_CLASSIFICATIONS_TOTAL, "Task classifier decisions for auto requests: "
                                        "route (the nearest route, or none), engine (builtin | embedding), outcome "
                                        "(matched | below_threshold | no_route).", ["route", "engine", "outcome"],
                                        registry=r)
         self._children: dict[tuple, Any] = {}
+        # ``gateway serve --workers N`` sets PROMETHEUS_MULTIPROC_DIR: counters and histograms then live in files
+        # shared by the workers (prometheus-client's multiprocess mode), so any worker answers for all of them.
+        self._multiproc_dir = os.environ.get("PROMETHEUS_MULTIPROC_DIR") or None
+        self._multiproc: CollectorRegistry | None = None
 
     def watch_routes(self, routes: Callable[[], Sequence[tuple[str, Sequence[str]]]],
                      usable: Callable[[str], bool]) -> None:
@@ -127,7 +136,22 @@ class Metrics:
         self.child(self.classifications, verdict.candidate or "none", verdict.engine, verdict.outcome).inc()
 
     def exposition(self) -> bytes:
+        if self._multiproc_dir is not None:
+            return generate_latest(self._process_tree())
         return generate_latest(self.registry)
+
+    def _process_tree(self) -> CollectorRegistry:
+        """Counters and histograms summed over every worker that ever ran (files of dead workers stay: counters
+        never go backwards), plus this worker's scrape-time gauges (state, withdrawals, routes, audit queue),
+        which read state every worker shares."""
+        if self._multiproc is None:
+            from prometheus_client.multiprocess import MultiProcessCollector
+
+            reg = CollectorRegistry(auto_describe=True)
+            reg.register(_Families(MultiProcessCollector(None, path=self._multiproc_dir), gauges=False))
+            reg.register(_Families(self.registry, gauges=True))
+            self._multiproc = reg
+        return self._multiproc
 
 
 def _reason(outcome: str) -> str:
@@ -137,6 +161,22 @@ def _reason(outcome: str) -> str:
     if outcome.startswith("denied:"):
         return "denied"
     return outcome
+
+
+class _Families:
+    """Only the gauge families of a collector (``gauges=True``: this worker's scrape-time gauges), or only the
+    others (counters and histograms, from the multiprocess files)."""
+
+    def __init__(self, collector: Any, gauges: bool) -> None:
+        self._collector, self._gauges = collector, gauges
+
+    def describe(self) -> list:
+        return []
+
+    def collect(self) -> Any:
+        for family in self._collector.collect():
+            if (family.type == "gauge") == self._gauges:
+                yield family
 
 
 class _StateCollector:

@@ -34,9 +34,20 @@ def load_runtime(path: str | Path, strict_env: bool = False) -> Runtime:
 def audit_rows(runtime: Runtime, config_path: str | Path, db: str | None, window: float,
                now: float | None = None) -> tuple[list[dict[str, Any]] | None, str]:
     """Rows of the last ``window`` seconds, and the database path; None when there is no audit log yet."""
-    from gateway.audit.store import SQLiteAuditStore
+    from gateway.audit.store import SQLiteAuditStore, open_store
     from gateway.config.paths import audit_path
 
+    store_cfg = runtime.config.store
+    url = db if db and db.startswith(("postgres://", "postgresql://")) else None
+    if url is None and not db and store_cfg.backend == "postgres" and store_cfg.url:
+        url = store_cfg.url
+    if url is not None:
+        pg = open_store(url, readonly=True)
+        now = time.time() if now is None else now
+        try:
+            return list(pg.rows(now - window)), str(getattr(pg, "path", "postgresql"))
+        finally:
+            pg.close()
     path = Path(db) if db else audit_path(runtime.config, config_path)
     if not path.exists():
         return None, str(path)

@@ -143,17 +143,23 @@ def explain(runtime: Runtime, request: Mapping[str, Any], *, key_name: str | Non
 def withdrawals_state(runtime: Runtime, db: str | Path) -> dict[str, dict[str, Any]]:
     """Model -> state from the persisted operator withdrawals (read-only; drills and breaker/cooling state live
     only in the running gateway: use ``--url`` for those)."""
-    path = Path(db)
-    if not path.exists():
-        return {}
-    conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
-    try:
-        rows = conn.execute("SELECT target, name, reason, reference, actor, contact, created_at FROM withdrawals"
-                            ).fetchall()
-    except sqlite3.Error:
-        return {}
-    finally:
-        conn.close()
+    if str(db).startswith(("postgres://", "postgresql://")):
+        from gateway.audit.postgres import PostgresWithdrawalDB
+
+        rows = [(e.target, e.name, e.reason, e.reference, e.actor, e.contact, e.created_at)
+                for e in PostgresWithdrawalDB(str(db)).current() if e.kind == "withdrawal"]
+    else:
+        path = Path(db)
+        if not path.exists():
+            return {}
+        conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+        try:
+            rows = conn.execute("SELECT target, name, reason, reference, actor, contact, created_at FROM withdrawals"
+                                ).fetchall()
+        except sqlite3.Error:
+            return {}
+        finally:
+            conn.close()
     import time
 
     attr = {"model": "model", "provider": "provider", "vendor": "vendor"}

@@ -81,6 +81,19 @@ def test_non_streaming_cut_or_stall_mid_answer_restarts_cleanly_on_the_next_mode
     assert len(emu.attempts("fable-5")) == fable_calls and len(emu.attempts("gpt-5")) == 1
 
 
+def test_a_non_streaming_answer_that_keeps_flowing_past_the_deadline_is_cut_at_the_deadline(emu, make_gateway):
+    # Each gap is well under idle, but the whole answer takes ~4.5 s: `total` (1 s) bounds a non-streaming request.
+    emu.set("fable-5", "healthy:words=30,token_delay=0.15")
+    gw = make_gateway(_cfg(emu, first_token="500ms", idle="500ms", total="1s"))
+    t0 = time.monotonic()
+    r = httpx.post(gw.url + "/v1/chat/completions", json={"model": "security", "messages": MSG}, timeout=20,
+                   headers={"authorization": f"Bearer {GATEWAY_KEY}"})
+    elapsed = time.monotonic() - t0
+    assert r.status_code == 502 and r.json()["error"]["code"] == "all_models_failed", r.text
+    assert r.headers["x-gateway-attempts"].startswith("fable-5=transient,gpt-5=skipped:deadline")
+    assert 0.9 <= elapsed < 2.5, elapsed
+
+
 def test_a_model_never_contacted_is_not_recorded_as_failed(emu, make_gateway):
     emu.set("fable-5", "hang")
     gw = make_gateway(_cfg(emu, first_token="5s", total="400ms"))
@@ -98,6 +111,30 @@ def test_direct_non_streaming_mode_is_one_request(emu, make_gateway, client_for)
     resp = client_for(gw).chat.completions.create(model="security", messages=MSG)
     assert resp.model == "fable-5"
     assert emu.attempts("fable-5")[-1]["stream"] is False
+
+
+def test_a_stream_with_n_choices_ends_only_when_every_choice_finished(emu, make_gateway, client_for):
+    # Choice 0 finishes first (its own finish chunk) while choice 1 still has a word to send.
+    emu.set("fable-5", "healthy:words=6,token_delay=0.05")
+    gw = make_gateway(_cfg(emu))
+    chunks = list(client_for(gw).chat.completions.create(model="security", messages=MSG, stream=True, n=2))
+    text = {0: "", 1: ""}
+    finish = {}
+    for c in chunks:
+        for ch in c.choices:
+            text[ch.index] += ch.delta.content or ""
+            if ch.finish_reason:
+                finish[ch.index] = ch.finish_reason
+    assert text == {0: "w1 w2 w3 w4 w5 w6", 1: "w1 w2 w3 w4 w5 w6 more"} and finish == {0: "stop", 1: "stop"}
+
+
+def test_a_cut_stream_with_n_choices_is_not_continued(emu, make_gateway):
+    # The continuation prefill can carry one choice's text only: the others would be spliced.
+    emu.set("fable-5", "stream_cut:after=3,words=12")
+    gw = make_gateway(_cfg(emu))
+    r, body = _raw_stream(gw, n=2)
+    assert "[DONE]" not in body and '"stream_interrupted"' in body
+    assert emu.attempts("gpt-5") == []
 
 
 # -- continuations never splice ---------------------------------------------------------------------------------
@@ -126,6 +163,16 @@ def test_a_continuation_that_restarts_in_other_words_ends_the_stream_with_an_err
     assert "alt-" not in body and "start again" not in body  # nothing of the restarted answer was forwarded
     sent = "".join(line for line in body.split("\n") if '"content":"' in line)
     assert sent.count('"w1"') == 1
+
+
+@pytest.mark.parametrize("after", [2, 3])
+def test_a_restart_after_only_a_few_words_sent_is_not_spliced(emu, make_gateway, after):
+    emu.set("fable-5", f"stream_cut:after={after},words=12")
+    emu.set("gpt-5", "restart_different:words=12")
+    gw = make_gateway(_cfg(emu))
+    _, body = _raw_stream(gw)
+    assert "[DONE]" not in body and '"stream_interrupted"' in body
+    assert "alt-" not in body and "start again" not in body
 
 
 def test_a_fallback_that_rejects_prefill_is_asked_with_the_instruction_and_remembered(emu, make_gateway,

@@ -153,3 +153,23 @@ def test_tool_conversation_from_gemini_to_openai(emu, make_gateway, client_for):
     sent = emu.attempts("gpt-5")[-1]["request"]["messages"]
     assert sent[1]["tool_calls"][0]["id"] == call.id
     assert sent[2] == {"role": "tool", "tool_call_id": call.id, "content": "18C"}
+
+
+def test_json_schema_is_enforced_by_the_response_schema(emu, make_gateway, client_for):
+    schema = {"type": "object", "properties": {"severity": {"type": "string"}, "score": {"type": "integer"}},
+              "required": ["severity", "score"], "additionalProperties": False}
+    rf = {"type": "json_schema", "json_schema": {"name": "Finding", "strict": True, "schema": schema}}
+    client = client_for(make_gateway(config(emu.url)))
+    resp = client.chat.completions.create(model="gemini-first", messages=[{"role": "user", "content": "Rate it"}],
+                                          response_format=rf)
+    assert resp.model == GEM and json.loads(resp.choices[0].message.content) == {"severity": "example", "score": 1}
+    sent = emu.attempts(GEM)[-1]["request"]["generationConfig"]
+    assert sent["responseMimeType"] == "application/json" and sent["responseSchema"]["required"] == ["severity", "score"]
+
+
+def test_n_candidates_are_n_choices(emu, make_gateway, client_for):
+    client = client_for(make_gateway(config(emu.url)))
+    resp = client.chat.completions.create(model="gemini-first", messages=[{"role": "user", "content": "Hi"}], n=2)
+    assert resp.model == GEM and [c.index for c in resp.choices] == [0, 1]
+    assert resp.choices[0].message.content == resp.choices[1].message.content != ""
+    assert emu.attempts(GEM)[-1]["request"]["generationConfig"]["candidateCount"] == 2

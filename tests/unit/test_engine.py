@@ -161,3 +161,21 @@ async def test_configured_secrets_are_masked_in_attempts_and_caller_errors():
     assert secret not in ei.value.message and "***" in ei.value.message
     assert [a.outcome for a in ctx.attempts] == ["transient", "bad_request"]
     assert all(secret not in a.message for a in ctx.attempts)
+
+
+async def test_a_withdrawal_made_during_a_retry_wait_holds_for_the_retry():
+    engine, adapters, call, cfg, calls, slept, clock = make(
+        {"a": [err(ErrorKind.TRANSIENT), "ok-a"], "b": ["ok-b"]}, retries=2)
+    withdrawn: set[str] = set()
+
+    async def sleep(s: float) -> None:  # the operator withdraws `a` while the engine waits to retry it
+        slept.append(s)
+        clock.t += s
+        withdrawn.add("a")
+
+    engine.sleep = sleep
+    ctx = RunContext(route="r", deadline=clock() + 60,
+                     precheck=lambda m: ("skipped:withdrawn_by_operator", "legal") if m in withdrawn else None)
+    result = await engine.run(ctx, ["a", "b"], adapters, cfg, call, cfg.timeouts)
+    assert result == "ok-b" and calls == ["a", "b"]
+    assert [a.outcome for a in ctx.attempts] == ["transient", "skipped:withdrawn_by_operator", "ok"]

@@ -93,6 +93,10 @@ def test_breaker_backs_off_doubling_to_max_and_resets_on_success():
     ("the login secur", [" login", " security", " review"], "ity review"),  # repeated across the mid-word cut
     ("w1  w2\nw3", ["w1 w2 w3", " w4"], " w4"),  # whitespace normalised
     ("Hi", [" there"], " there"),
+    ("The login handler", [" has", " two", " problems:", " the", " handler", " trusts", " the", " cookie."],
+     " has two problems: the handler trusts the cookie."),  # a few words sent, a real continuation
+    ("Use the", [" parameterised", " query", " API;", " use", " the", " ORM", " where", " possible."],
+     " parameterised query API; use the ORM where possible."),
 ])
 def test_splice_guard_forwards_each_word_once(sent, pieces, forwarded):
     g = SpliceGuard(sent)
@@ -110,6 +114,8 @@ def test_splice_guard_holds_a_repeat_until_it_diverges():
     ("w1 w2 w3 w4 w5 w6", "Let me start again. w1 w2 alt-w3 w4 w5 alt-w6"),
     ("Hello from fable-5. You said: Please do a security review",
      "Hello again from gpt-5. You said: please do a security review"),
+    ("w1 w2 w3", "Let me start again. w1 w2 alt-w3 w4 w5 alt-w6"),  # cut after a few words
+    ("w1 w2", "Let me start again. w1 w2 alt-w3 w4 w5 alt-w6"),
 ])
 def test_splice_guard_rejects_a_restart_in_other_words(sent, cont):
     g = SpliceGuard(sent)
