@@ -7,7 +7,8 @@ code and "fix this" on a sorting bug differ in features even when their words ar
   signals. scikit-learn is imported when the engine is built, never at gateway import.
 * ``EmbeddingEngine``: a local ONNX sentence-embedding model (mean-pooled, L2-normalised; all-MiniLM-L6-v2
   int8 by default) run with onnxruntime on one thread, beside the builtin engine's n-grams and signals (the
-  embedding sees only the first ``max_tokens`` tokens; the n-grams tell a heart attack from an attack surface). The model and tokenizer files are
+  embedding sees only the first ``max_tokens`` tokens; the n-grams tell a heart attack from an attack
+  surface). The model and tokenizer files are
   verified against their sha256 at load; nothing is downloaded. Needs the ``semantic`` extra.
 """
 

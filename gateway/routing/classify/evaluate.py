@@ -43,7 +43,8 @@ def evaluate(clf: Classifier, task_routes: dict[str, str], corpus: Sequence[Exam
     correct = sum(confusion[a][a] for a in labels)
     costs.sort()
     return {"engine": clf.engine_name, "train": sum(1 for e in corpus if e.split == "train"), "test": len(test),
-            "split": split, "accuracy": correct / len(test), "routes": per_route, "labels": labels, "confusion": confusion,
+            "split": split,
+            "accuracy": correct / len(test), "routes": per_route, "labels": labels, "confusion": confusion,
             "cost_ms": {"p50": costs[len(costs) // 2] * 1e3, "p99": costs[min(len(costs) - 1, int(len(costs) * .99))] * 1e3}}
 
 

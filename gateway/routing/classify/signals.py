@@ -11,7 +11,8 @@ import re2
 
 from gateway.routing.patterns import compile_pattern
 
-_INPUT = (r"(request\.|req\.(query|body|params?|headers|cookies|files?)|\$_(GET|POST|COOKIE|REQUEST|SERVER)|getParameter|"
+_INPUT = (r"(request\.|req\.(query|body|params?|headers|cookies|files?)|\$_(GET|POST|COOKIE|REQUEST|SERVER)|"
+          r"getParameter|"
           r"r\.URL\.Query|FormValue|params\[|location\.(hash|search)|Request\.(Cookies|Query|Form)|\binput\(|"
           r"argv|\bread -p|os\.environ|getenv|upload\w*\.(read|stream)|request\.files|web::Query|"
           r"query\.[a-z_]+\b(?:[^(]|$))")
@@ -82,10 +83,12 @@ SECURITY_TERMS = (r"(?i)\b(vulnerabilit|vulnerable (to (an? )?(attack|injection|
                   r"data leak|leak(ed|s)? (secret|key|token|credential|password)|taint|untrusted|buffer overflow|"
                   r"heap overflow|deserializ|gadget|forgery|smuggl|clickjack|traversal|replay attack|brute.?forc|"
                   r"credential|stuffing|mitm|man-in-the-middle|hijack|backdoor|malware|seccomp|disclosure|red team|"
-                  r"blast radius|(timing|padding oracle|dos|denial of service|side.channel|supply.chain|injection) attack|"
+                  r"blast radius|(timing|padding oracle|dos|denial of service|side.channel|supply.chain|injection) "
+                  r"attack|"
                   r"attack (surface|vector|path|chain)|secrets? (handling|manage|leak|scann|rotat)|"
                   r"(audit|check|review)\w* (this|it|the code|our code) for (weakness|hole|flaw)|"
-                  r"failles|sécurité|angreifer|sicherheit|seguridad|vulnerabilidad|ausnutz|adversar|compromis|break into)")
+                  r"failles|sécurité|angreifer|sicherheit|seguridad|vulnerabilidad|ausnutz|adversar|compromis|"
+                  r"break into)")
 
 _SINKS = ("sql_built", "sql_format", "eval_exec", "template_injection", "shell_call", "deserialize",
           "file_from_input", "redirect_input", "dom_sink", "html_interp", "xml_parser", "http_fetch", "object_merge")
