@@ -77,8 +77,6 @@ def test_a_stream_that_cannot_complete_is_a_failure_to_every_node_client(emu, ma
                           "cut"], check=False, capture_output=True, text=True, timeout=90)
     assert run.returncode == 0, run.stderr[-2000:]
     out = json.loads(run.stdout)
-    assert out["cut_raw"]["types"][-2:] == ["error", "response.failed"]
-    assert "response.completed" not in out["cut_raw"]["types"]
-    assert out["cut_raw"]["status"] == "failed" and out["cut_raw"]["code"] == "server_error"
+    assert "failed after it started" in out["cut_raw"]["error"]  # iterating the raw events throws APIError
     assert "failed after it started" in out["cut_helper"]["error"]  # finalResponse() rejects
     assert out["cut_ai_stream"]["finishReason"] == "error"  # the AI SDK: not a clean finish

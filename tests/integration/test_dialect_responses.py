@@ -3,6 +3,7 @@ a function-call round trip, ``text.format`` json_schema, failover, cut streams, 
 
 from __future__ import annotations
 
+import hashlib
 import json
 
 import httpx
@@ -132,14 +133,28 @@ def test_cut_stream_is_continued_or_fails_with_response_failed(emu, gw):
         final = s.get_final_response()
     assert final.output_text == " ".join(f"w{i}" for i in range(1, 13))
     emu.set("gpt-5", "stream_cut:after=2")
-    events = list(client(gw).responses.create(model="openai-first", input="count", stream=True))
-    types = [e.type for e in events]
+    r = httpx.post(gw.url + "/v1/responses", json={"model": "openai-first", "input": "count", "stream": True},
+                   headers={"authorization": f"Bearer {GATEWAY_KEY}"})
+    events = [json.loads(line[6:]) for line in r.text.splitlines() if line.startswith("data: ")]
+    types = [e["type"] for e in events]
     assert "response.completed" not in types and types[-2:] == ["error", "response.failed"]
-    assert events[-2].code == "server_error"
-    failed = events[-1].response
-    assert failed.status == "failed" and failed.error.code == "server_error"
-    assert "failed after it started" in failed.error.message
-    assert failed.output[0].status == "incomplete"
+    assert events[-2]["code"] == "server_error" and events[-2]["error"]["code"] == "server_error"
+    failed = events[-1]["response"]
+    assert failed["status"] == "failed" and failed["error"]["code"] == "server_error"
+    assert "failed after it started" in failed["error"]["message"]
+    assert failed["output"][0]["status"] == "incomplete"
+    # The SDK raises on the error event, iterating raw events or through the stream helper: never a clean end,
+    # never a RuntimeError that no `except openai.APIError` sees.
+    seen = []
+    with pytest.raises(openai.APIError) as raw:
+        for event in client(gw).responses.create(model="openai-first", input="count", stream=True):
+            seen.append(event.type)
+    assert raw.value.code == "server_error" and "failed after it started" in raw.value.message
+    assert "response.output_text.delta" in seen and "response.completed" not in seen
+    with pytest.raises(openai.APIError) as helper, client(gw).responses.stream(model="openai-first",
+                                                                              input="count") as s:
+        s.get_final_response()
+    assert helper.value.code == "server_error"
 
 
 def test_stored_responses_continue_by_previous_response_id_and_item_reference(emu, gw):
@@ -189,7 +204,9 @@ def test_any_json_shape_is_a_400_naming_the_field(healthy):
              b'{"input": "x", "tools": {}}': "tools", b'{"input": "x", "temperature": "hot"}': "temperature",
              b'{"input": "x", "text": {"format": {"type": "json_schema"}}}': "text.format.name",
              b'{"input": [{"type": "function_call_output", "call_id": 1, "output": "x"}]}': "input[0].call_id",
-             b'{"input": "x", "max_output_tokens": 0}': "max_output_tokens"}
+             b'{"input": "x", "max_output_tokens": 0}': "max_output_tokens",
+             b'{"model": "anthropic-first", "input": [{"role": "user", "content": [{"type": "input_image", '
+             b'"image_url": "ftp://x/y.png"}]}]}': "input[0].content[0].image_url"}
     for body, param in cases.items():
         r = httpx.post(healthy.url + "/v1/responses", content=body,
                        headers={"authorization": f"Bearer {GATEWAY_KEY}"})
@@ -205,3 +222,37 @@ def test_the_store_can_be_turned_off(emu, make_gateway):
     with pytest.raises(openai.BadRequestError) as e:
         c.responses.create(model="openai-first", input="more", previous_response_id=first.id)
     assert e.value.body["param"] == "previous_response_id"
+
+
+def test_stored_responses_belong_to_the_key_that_made_them(emu, make_gateway):
+    """Response ids are the gateway's request ids (a counter anyone can see in their own ids): another key must
+    not continue, or read through ``item_reference``, a conversation it did not have."""
+    other_key = "gw-other-team-key-0123456789"
+    cfg = dialect_config(emu.url)
+    cfg["keys"] = [*cfg["keys"], {"name": "other-team", "sha256": hashlib.sha256(other_key.encode()).hexdigest()}]
+    gw = make_gateway(cfg)
+    mine = client(gw).responses.create(model="openai-first", input="our incident notes: host db-7 is compromised")
+    theirs = client(gw, api_key=other_key)
+    with pytest.raises(openai.BadRequestError) as prev:
+        theirs.responses.create(model="openai-first", input="what did they say?", previous_response_id=mine.id)
+    assert prev.value.body["param"] == "previous_response_id" and "not found" in prev.value.body["message"]
+    with pytest.raises(openai.BadRequestError) as ref:
+        theirs.responses.create(model="openai-first", input=[{"type": "item_reference", "id": mine.output[0].id}])
+    assert ref.value.body["param"] == "input[0].id"
+    assert not any("db-7" in json.dumps(a["request"]) for a in emu.attempts()[1:])  # nothing of it went upstream
+    again = client(gw).responses.create(model="openai-first", input="and then?", previous_response_id=mine.id)
+    assert again.output_text.endswith("You said: and then?")  # the owner still continues it
+
+
+def test_a_client_chosen_request_id_never_becomes_a_stored_response_id(emu, gw):
+    """The chat endpoint adopts a client's x-request-id; the Responses answer id must stay the gateway's own,
+    unique, or one request could replace another's stored answer by sending the same x-request-id."""
+    c = openai.OpenAI(base_url=gw.url + "/v1", api_key=GATEWAY_KEY, max_retries=0, timeout=15,
+                      default_headers={"x-request-id": "fixed-id-0001"})
+    first = c.responses.create(model="openai-first", input="first question")
+    second = c.responses.create(model="openai-first", input="second question")
+    assert first._request_id == "fixed-id-0001"  # still the request's id, for the client's own correlation
+    assert first.id != second.id and first.id != "resp_fixed-id-0001"
+    again = client(gw).responses.create(model="openai-first", input="and?", previous_response_id=first.id)
+    assert emu.attempts("gpt-5")[-1]["request"]["messages"][0] == {"role": "user", "content": "first question"}
+    assert again.output_text.endswith("You said: and?")

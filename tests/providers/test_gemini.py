@@ -212,6 +212,18 @@ def test_schema_sanitizer_formats_and_empty_objects():
         "n": {"type": "INTEGER", "format": "int64", "minimum": 0}, "meta": {"type": "OBJECT"}}}
 
 
+@pytest.mark.parametrize("schema,out", [
+    ({"type": {"x": 1}}, {}),
+    ({"type": [["string"], "null"]}, {"nullable": True}),
+    ({"type": "object", "properties": {"a": {"type": "string"}}, "required": [{"a": 1}, ["a"], "a"]},
+     {"type": "OBJECT", "properties": {"a": {"type": "STRING"}}, "required": ["a"]}),
+    ({"$defs": {"P": [1]}, "$ref": "#/$defs/P", "type": "string"}, {"type": "STRING"}),
+])
+def test_schema_sanitizer_takes_any_json_without_raising(schema, out):
+    """A client's schema is any JSON (a dict where a type name belongs, a list in ``required``): never a 500."""
+    assert sanitize_schema(schema) == out
+
+
 # --------------------------------------------------------------------------------------------- response
 def parse(body: dict) -> dict:
     return adapter().parse_response(json.dumps(body).encode())

@@ -432,6 +432,42 @@ def test_previous_response_and_item_reference_resolve_from_the_store():
     assert ref["messages"] == [USER, {"role": "assistant", "content": "hello"}, {"role": "user", "content": "and?"}]
 
 
+def test_many_consecutive_function_calls_translate_in_linear_time():
+    """One turn of 60,000 calls fits in the default 4 MB body; merging them one copy per call took ~20 s of the
+    event loop. Linear, it is well under a second even on a loaded machine."""
+    import time
+
+    call = {"type": "function_call", "call_id": "c", "name": "f", "arguments": "{}"}
+    start = time.perf_counter()
+    out = rs.to_internal({"input": [USER, *[call] * 60000]})
+    assert time.perf_counter() - start < 3
+    assert len(out["messages"]) == 2 and len(out["messages"][1]["tool_calls"]) == 60000
+
+
+def test_a_continued_turn_does_not_change_the_stored_one():
+    store = ResponseStore(Clock())
+    turn = {"role": "assistant", "content": None, "tool_calls": [{"id": "c1", "type": "function",
+                                                                  "function": {"name": "f", "arguments": "{}"}}]}
+    store.put("r1", [USER, turn], [])
+    more = rs.to_internal({"previous_response_id": "r1", "input": [
+        {"type": "function_call", "call_id": "c2", "name": "f", "arguments": "{}"},
+        {"type": "function_call_output", "call_id": "c1", "output": "x"}]}, store.view(None))
+    assert [c["id"] for c in more["messages"][1]["tool_calls"]] == ["c1", "c2"]
+    assert [c["id"] for c in store.conversation("r1")[1]["tool_calls"]] == ["c1"]
+
+
+def test_stored_answers_are_seen_only_by_the_caller_that_stored_them():
+    store = ResponseStore(Clock())
+    store.put("r1", [USER], [{"type": "message", "id": "i1"}], "team-a")
+    assert store.conversation("r1", "team-a") == (USER,) and store.item("i1", "team-a") is not None
+    assert store.conversation("r1", "team-b") is None and store.item("i1", "team-b") is None
+    assert store.conversation("r1") is None  # not even without authentication
+    with pytest.raises(GatewayError) as e:
+        rs.to_internal({"input": "x", "previous_response_id": "r1"}, store.view("team-b"))
+    assert e.value.param == "previous_response_id"
+    assert rs.to_internal({"input": "x", "previous_response_id": "r1"}, store.view("team-a"))["messages"][0] == USER
+
+
 def test_store_is_bounded_by_count_size_and_time():
     clock = Clock()
     store = ResponseStore(clock, max_responses=2, max_chars=200, ttl=10)
@@ -530,7 +566,7 @@ def test_a_translator_failure_mid_stream_still_ends_with_the_dialects_error_even
             raise RuntimeError("bug")
 
     class Dialect(AnthropicDialect):
-        def stream(self, rid, request, internal):
+        def stream(self, rid, request, internal, owner=None):
             return Broken("msg_" + rid)
 
     sent: list[dict] = []

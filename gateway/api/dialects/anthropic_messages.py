@@ -32,6 +32,7 @@ Anthropic-kind model relays its own ``stop_reason`` and ``stop_sequence``.
 
 from __future__ import annotations
 
+import binascii
 from collections.abc import Mapping
 from typing import Any, NamedTuple
 
@@ -216,7 +217,7 @@ def _assistant(content: list[Any], path: str, out: list[dict[str, Any]]) -> None
             expect(args, dict, f"{p}.input", "an object")
             calls.append({"id": expect(block.get("id"), str, f"{p}.id", "a string"), "type": "function",
                           "function": {"name": expect(block.get("name"), str, f"{p}.name", "a string"),
-                                       "arguments": dumps(args)}})
+                                       "arguments": dumps(args, f"{p}.input")}})
         # Earlier turns' thinking and server tool blocks (web search calls and results, ...) are left out: the
         # assistant's own text says what it made of them, and the conversation can still move to another model.
     msg: dict[str, Any] = {"role": "assistant", "content": "".join(texts) if texts or not calls else None}
@@ -232,6 +233,10 @@ def _image(source: Any, p: str) -> dict[str, Any]:
     if stype == "base64":
         media = expect(source.get("media_type"), str, f"{p}.media_type", "a string")
         data = expect(source.get("data"), str, f"{p}.data", "a base64 string")
+        try:  # checked here (Anthropic's API checks it too) so the 400 names this field, whichever model serves
+            binascii.a2b_base64(data, strict_mode=True)
+        except (binascii.Error, ValueError):
+            raise bad(f"{p}.data", "not valid base64") from None
         return {"type": "image_url", "image_url": {"url": f"data:{media};base64,{data}"}}
     if stype == "url":
         return {"type": "image_url", "image_url": {"url": expect(source.get("url"), str, f"{p}.url", "a string")}}

@@ -14,6 +14,8 @@ from gateway.errors import GatewayError
 # dialect (Anthropic ``message_delta.usage``, Responses ``response.completed.response.usage``).
 STREAM_OPTIONS = {"include_usage": True}
 CHARS_PER_TOKEN = 4
+_MAX_WRITE_DEPTH = 250  # orjson writes at most 254 levels; the internal request nests a level or two deeper
+_PATH_SHOWN = 8
 
 
 def bad(param: str, message: str) -> GatewayError:
@@ -64,8 +66,48 @@ def _type_name(value: Any) -> str:
             type(None): "null"}.get(type(value), type(value).__name__)
 
 
-def dumps(value: Any) -> str:
-    return orjson.dumps(value).decode()
+def dumps(value: Any, param: str = "") -> str:
+    """``value`` as JSON text; a value nested too deeply to write is a 400 naming ``param`` (see ``too_deep``)."""
+    try:
+        return orjson.dumps(value).decode()
+    except orjson.JSONEncodeError:
+        raise too_deep(value, param) from None
+
+
+def forwardable(internal: Any, original: Any, native: bool) -> bytes:
+    """The internal request as JSON bytes, checking first that it can be forwarded at all: JSON is read up to 1024
+    levels deep but written only up to 254 (orjson's limits), so a deeper body (``{"a":{"a":...}}`` in a tool
+    schema, ``metadata``, a ``tool_use`` input) is a 400 naming its deepest field, never a 500 later. ``native``:
+    the ``original`` body itself will be sent as is (a native passthrough), so it is checked too."""
+    try:
+        out = orjson.dumps(internal)
+        if native:
+            orjson.dumps(original)
+    except orjson.JSONEncodeError:
+        raise too_deep(original) from None
+    return out
+
+
+def too_deep(value: Any, prefix: str = "") -> GatewayError:
+    """The 400 for a value nested too deeply to write, naming the path to its deepest part (the first
+    ``_PATH_SHOWN`` steps). Walks iteratively (no recursion limit); only ever on this error path."""
+    best: tuple[Any, ...] = ()
+    stack: list[tuple[Any, tuple[Any, ...]]] = [(value, ())]
+    while stack:
+        v, path = stack.pop()
+        if len(path) > len(best):
+            best = path
+        if isinstance(v, dict):
+            stack.extend((x, (*path, str(k))) for k, x in v.items())
+        elif isinstance(v, list):
+            stack.extend((x, (*path, i)) for i, x in enumerate(v))
+    name = prefix
+    for step in best[:_PATH_SHOWN]:
+        name += f"[{step}]" if isinstance(step, int) else (f".{step}" if name else step)
+    if len(best) > _PATH_SHOWN:
+        name += "..."
+    return bad(name or "body", f"JSON nested {len(best)} levels deep; the gateway forwards at most about "
+                               f"{_MAX_WRITE_DEPTH} levels")
 
 
 def parse_arguments(arguments: Any) -> dict[str, Any]:

@@ -27,6 +27,7 @@ import orjson
 
 from gateway.api.asgi import JSON_CT, Headers, header, read_body, send_bytes
 from gateway.api.dialects import anthropic_messages, responses
+from gateway.api.dialects.common import forwardable
 from gateway.api.dialects.response_store import ResponseStore
 from gateway.errors import GatewayError
 from gateway.observability.record import RequestRecord
@@ -47,17 +48,19 @@ class _Dialect:
     native_kind: str | None = None
     id_header: bytes | None = None  # the vendor's own request-id header, set to the gateway's request id
 
-    def translate(self, body: Any) -> tuple[dict[str, Any], list[tuple[str, str]]]:
-        """The internal request, and the parts only ``native_kind`` models can take (param, what)."""
+    def translate(self, body: Any, owner: str | None = None) -> tuple[dict[str, Any], list[tuple[str, str]]]:
+        """The internal request, and the parts only ``native_kind`` models can take (param, what). ``owner``:
+        the caller's key name (what a stateful dialect keeps per caller)."""
         raise NotImplementedError
 
     def error(self, status: int, err: dict[str, Any] | None, rid: str | None) -> bytes:
         raise NotImplementedError
 
-    def answer(self, result: dict[str, Any], rid: str, request: Any, internal: dict[str, Any]) -> bytes:
+    def answer(self, result: dict[str, Any], rid: str, request: Any, internal: dict[str, Any],
+               owner: str | None = None) -> bytes:
         raise NotImplementedError
 
-    def stream(self, rid: str, request: Any, internal: dict[str, Any]) -> Any:
+    def stream(self, rid: str, request: Any, internal: dict[str, Any], owner: str | None = None) -> Any:
         raise NotImplementedError
 
 
@@ -66,7 +69,7 @@ class AnthropicDialect(_Dialect):
     native_kind = "anthropic"
     id_header = b"request-id"  # what the anthropic SDK reads as ``_request_id``
 
-    def translate(self, body: Any) -> tuple[dict[str, Any], list[tuple[str, str]]]:
+    def translate(self, body: Any, owner: str | None = None) -> tuple[dict[str, Any], list[tuple[str, str]]]:
         notes: list[anthropic_messages.Untranslatable] = []
         return anthropic_messages.to_internal(body, notes=notes), list(notes)
 
@@ -76,10 +79,11 @@ class AnthropicDialect(_Dialect):
                    "'Authorization: Bearer <gateway key>'."}
         return orjson.dumps(anthropic_messages.error_body(status, err, rid))
 
-    def answer(self, result: dict[str, Any], rid: str, request: Any, internal: dict[str, Any]) -> bytes:
+    def answer(self, result: dict[str, Any], rid: str, request: Any, internal: dict[str, Any],
+               owner: str | None = None) -> bytes:
         return orjson.dumps(anthropic_messages.from_completion(result, "msg_" + rid))
 
-    def stream(self, rid: str, request: Any, internal: dict[str, Any]) -> Any:
+    def stream(self, rid: str, request: Any, internal: dict[str, Any], owner: str | None = None) -> Any:
         return anthropic_messages.StreamTranslator("msg_" + rid)
 
 
@@ -89,13 +93,14 @@ class ResponsesDialect(_Dialect):
     def __init__(self, store: ResponseStore) -> None:
         self.store = store
 
-    def translate(self, body: Any) -> tuple[dict[str, Any], list[tuple[str, str]]]:
-        return responses.to_internal(body, self.store), []
+    def translate(self, body: Any, owner: str | None = None) -> tuple[dict[str, Any], list[tuple[str, str]]]:
+        return responses.to_internal(body, self.store.view(owner)), []
 
-    def _keep(self, resp_id: str, request: Any, internal: dict[str, Any], items: list[dict[str, Any]]) -> None:
+    def _keep(self, resp_id: str, request: Any, internal: dict[str, Any], items: list[dict[str, Any]],
+              owner: str | None) -> None:
         if request["store"]:
             self.store.put(resp_id, [*responses.history(request, internal), *responses.output_messages(items)],
-                           items)
+                           items, owner)
 
     def _request(self, request: Any) -> dict[str, Any]:
         """The request as the answer echoes it: ``store`` says whether the answer will be kept."""
@@ -105,17 +110,18 @@ class ResponsesDialect(_Dialect):
         return orjson.dumps({"error": err or {"message": f"HTTP {status}", "type": "server_error", "param": None,
                                               "code": None}})
 
-    def answer(self, result: dict[str, Any], rid: str, request: Any, internal: dict[str, Any]) -> bytes:
+    def answer(self, result: dict[str, Any], rid: str, request: Any, internal: dict[str, Any],
+               owner: str | None = None) -> bytes:
         request = self._request(request)
         out = responses.from_completion(result, "resp_" + rid, request)
-        self._keep(out["id"], request, internal, out["output"])
+        self._keep(out["id"], request, internal, out["output"], owner)
         return orjson.dumps(out)
 
-    def stream(self, rid: str, request: Any, internal: dict[str, Any]) -> Any:
+    def stream(self, rid: str, request: Any, internal: dict[str, Any], owner: str | None = None) -> Any:
         resp_id = "resp_" + rid
         request = self._request(request)
         return responses.StreamTranslator(resp_id, request,
-                                          lambda items: self._keep(resp_id, request, internal, items))
+                                          lambda items: self._keep(resp_id, request, internal, items, owner))
 
 
 def _request_id(headers: Headers) -> str:
@@ -137,8 +143,11 @@ def _error_object(raw: bytes) -> dict[str, Any] | None:
 class _Translating:
     """The ``send`` given to the chat endpoint: translates its answer into the dialect on the way out."""
 
-    def __init__(self, dialect: _Dialect, request: Any, internal: dict[str, Any], send: Any) -> None:
+    def __init__(self, dialect: _Dialect, request: Any, internal: dict[str, Any], send: Any,
+                 owner: str | None = None, object_id: str | None = None) -> None:
         self.dialect = dialect
+        self.owner = owner
+        self.object_id = object_id  # the answer object's id when it must not be the request id (see below)
         self.request = request
         self.internal = internal
         self.send = send
@@ -161,7 +170,7 @@ class _Translating:
                 headers.append((self.dialect.id_header, self.rid.encode()))
             self.sse = any(k == b"content-type" and v.startswith(b"text/event-stream") for k, v in headers)
             if self.sse:
-                self.stream = self.dialect.stream(self.rid, self.request, self.internal)
+                self.stream = self.dialect.stream(self.object_id or self.rid, self.request, self.internal, self.owner)
                 await self.send({**message, "headers": [(k, v) for k, v in headers if k != b"content-length"]})
             else:
                 self.headers = [(k, v) for k, v in headers if k not in _HOP]
@@ -194,7 +203,8 @@ class _Translating:
         else:
             try:
                 result = orjson.loads(raw)
-                out = self.dialect.answer(result, self.rid, self.request, self.internal)
+                out = self.dialect.answer(result, self.object_id or self.rid, self.request, self.internal,
+                                          self.owner)
             except Exception:
                 log.exception("could not translate an answer into the %s dialect", self.dialect.name)
                 self.status = 500
@@ -261,7 +271,8 @@ class DialectEndpoint:
             except orjson.JSONDecodeError as e:
                 raise GatewayError(400, f"We could not parse the JSON body of your request: {e}",
                                    code="invalid_json") from None
-            internal, notes = d.translate(original)
+            internal, notes = d.translate(original, caller.name)
+            payload = forwardable(internal, original, d.native_kind is not None)
         except GatewayError as e:
             gw = self.gw
             gw.metrics.requests.labels("none", str(e.status), d.name).inc()
@@ -288,10 +299,13 @@ class DialectEndpoint:
             nonlocal replayed
             if not replayed:
                 replayed = True
-                return {"type": "http.request", "body": orjson.dumps(internal), "more_body": False}
+                return {"type": "http.request", "body": payload, "more_body": False}
             return await receive()
 
-        out = _Translating(d, original, internal, send)
+        # The answer's id (``msg_``/``resp_`` + id) is the request id, unless the client chose that with its own
+        # x-request-id: then a fresh one, so a client cannot reuse (or overwrite in the Responses store) an id.
+        object_id = self._ids() if header(scope, b"x-request-id") is not None else None
+        out = _Translating(d, original, internal, send, caller.name, object_id)
         await self.chat(scope, replay, out)
         if out.sse and not out.closed:  # the chat endpoint ended a stream without a last body message
             with contextlib.suppress(Exception):
@@ -339,7 +353,9 @@ def count_tokens_endpoint(gw: Gateway, authenticate: Callable[[dict[str, Any], A
             except orjson.JSONDecodeError as e:
                 raise GatewayError(400, f"We could not parse the JSON body of your request: {e}",
                                    code="invalid_json") from None
-            result = anthropic_messages.count_tokens(anthropic_messages.to_internal(body, count_only=True))
+            internal = anthropic_messages.to_internal(body, count_only=True)
+            forwardable(internal, body, False)  # the estimate writes parts of it as JSON
+            result = anthropic_messages.count_tokens(internal)
         except GatewayError as e:
             await send_bytes(send, e.status, dialect.error(e.status, e.body()["error"], None), [JSON_CT])
             return

@@ -8,6 +8,10 @@ on every store so a reload applies), in memory, in this process only: after a re
 worker/replica, a reference is not found and the request gets a clear 400 (send the whole conversation as
 ``input`` with ``store: false`` to be independent of it). Oldest entries go first.
 
+Stored answers belong to the caller (gateway key name) that made them: a lookup by another caller finds nothing
+(the same 400 as an unknown id), so a response id (the gateway's request id, which is guessable) never lets one
+key read another key's conversation. ``view(owner)`` is the store as one caller sees it.
+
 What is kept per response: the conversation as internal chat messages (the earlier turns, this request's input
 without its ``instructions``, which OpenAI does not carry over, and the answer), and each output item by id.
 Owned by the Responses endpoint (built once per gateway); not shared between processes.
@@ -33,6 +37,7 @@ class Stored:
     items: tuple[dict[str, Any], ...]  # this response's output items
     chars: int
     expires: float
+    owner: str | None  # the caller (gateway key name) that made it; None when authentication is disabled
 
 
 class ResponseStore:
@@ -62,7 +67,8 @@ class ResponseStore:
             cfg = self._limits()
             self.max_responses, self.max_chars, self.ttl = cfg.max_responses, int(cfg.max_mb * 1024 * 1024), cfg.ttl
 
-    def put(self, resp_id: str, messages: Sequence[dict[str, Any]], items: Sequence[dict[str, Any]]) -> bool:
+    def put(self, resp_id: str, messages: Sequence[dict[str, Any]], items: Sequence[dict[str, Any]],
+            owner: str | None = None) -> bool:
         """Keep one answer; False when it was not kept (the store is off, or the conversation is larger than the
         whole budget)."""
         self._refresh()
@@ -77,26 +83,29 @@ class ResponseStore:
         while self._responses and (len(self._responses) >= self.max_responses or
                                    self._chars + chars > self.max_chars):
             self._drop(next(iter(self._responses)))
-        self._responses[resp_id] = Stored(tuple(messages), tuple(items), chars, self._clock() + self.ttl)
+        self._responses[resp_id] = Stored(tuple(messages), tuple(items), chars, self._clock() + self.ttl, owner)
         self._chars += chars
         for item in items:
             if isinstance(item.get("id"), str):
                 self._items[item["id"]] = (resp_id, item)
         return True
 
-    def conversation(self, resp_id: str) -> tuple[dict[str, Any], ...] | None:
-        s = self._live(resp_id)
+    def conversation(self, resp_id: str, owner: str | None = None) -> tuple[dict[str, Any], ...] | None:
+        s = self._live(resp_id, owner)
         return None if s is None else s.messages
 
-    def item(self, item_id: str) -> dict[str, Any] | None:
+    def item(self, item_id: str, owner: str | None = None) -> dict[str, Any] | None:
         ref = self._items.get(item_id)
-        if ref is None or self._live(ref[0]) is None:
+        if ref is None or self._live(ref[0], owner) is None:
             return None
         return ref[1]
 
-    def _live(self, resp_id: str) -> Stored | None:
+    def view(self, owner: str | None) -> OwnerView:
+        return OwnerView(self, owner)
+
+    def _live(self, resp_id: str, owner: str | None) -> Stored | None:
         s = self._responses.get(resp_id)
-        if s is None:
+        if s is None or s.owner != owner:
             return None
         if s.expires <= self._clock():
             self._drop(resp_id)
@@ -118,3 +127,18 @@ class ResponseStore:
             ref = self._items.get(item.get("id"))  # type: ignore[arg-type]
             if ref is not None and ref[0] == resp_id:
                 del self._items[item["id"]]
+
+
+@dataclass(frozen=True, slots=True)
+class OwnerView:
+    """The store as one caller sees it: only the answers that caller stored (what ``responses.to_internal``
+    resolves ``previous_response_id`` and ``item_reference`` against)."""
+
+    store: ResponseStore
+    owner: str | None
+
+    def conversation(self, resp_id: str) -> tuple[dict[str, Any], ...] | None:
+        return self.store.conversation(resp_id, self.owner)
+
+    def item(self, item_id: str) -> dict[str, Any] | None:
+        return self.store.item(item_id, self.owner)

@@ -19,7 +19,8 @@ field, ``input[3].call_id``):
 Answer -> Responses: ``from_completion`` (a ``response`` object), ``StreamTranslator`` (the event sequence the
 openai SDKs' stream accumulators require), errors stay in OpenAI's envelope. A stream that cannot complete
 ends with ``error`` then ``response.failed`` (``error.code: server_error``, which clients treat as retryable),
-never ``response.completed``.
+never ``response.completed``; the ``error`` event also carries the nested ``error`` object, so openai-python and
+openai-node raise ``APIError`` on it while iterating (as they do for OpenAI's own mid-stream errors).
 """
 
 from __future__ import annotations
@@ -66,7 +67,9 @@ def to_internal(body: Any, store: Any = None) -> dict[str, Any]:
         if earlier is None:
             raise GatewayError(400, _NOT_FOUND.format(what="Previous response", id=previous),
                                code="previous_response_not_found", param="previous_response_id")
-        messages.extend(dict(m) for m in earlier)
+        # Copies down to the tool_calls list: consecutive function_call items append to the last turn in place.
+        messages.extend({**m, "tool_calls": list(m["tool_calls"])} if m.get("tool_calls") else dict(m)
+                        for m in earlier)
     raw = body.get("input")
     if raw is None:
         raise GatewayError(400, "Missing required parameter: 'input'.", code="missing_required_parameter",
@@ -164,7 +167,9 @@ def _item(item: Any, p: str, out: list[dict[str, Any]], store: Any = None) -> No
                                                  "a JSON-encoded string")}}
         last = out[-1] if out else None
         if last is not None and last["role"] == "assistant":
-            last["tool_calls"] = [*last.get("tool_calls", ()), call]  # a new list: ``last`` may be a stored turn's
+            # In place (a copy per call would be quadratic in the number of calls: one request could hold the
+            # event loop for seconds); ``last`` is never a stored turn's own dict or list (see ``to_internal``).
+            last.setdefault("tool_calls", []).append(call)
             if not last.get("content"):
                 last["content"] = None
         else:
@@ -191,6 +196,8 @@ def _part(part: Any, p: str) -> dict[str, Any]:
         return {"type": "text", "text": expect(part.get("refusal"), str, f"{p}.refusal", "a string")}
     if ptype == "input_image":
         url = expect(part.get("image_url"), str, f"{p}.image_url", "a URL string (file_id is not supported)")
+        if not url.startswith(("http://", "https://", "data:")):  # checked here so the 400 names this field
+            raise bad(f"{p}.image_url", "expected an http(s) URL or a data: URL")
         image: dict[str, Any] = {"url": url}
         if isinstance(part.get("detail"), str):
             image["detail"] = part["detail"]
@@ -331,6 +338,7 @@ class StreamTranslator:
         self.closed = False
         self.items: list[dict[str, Any]] = []  # finished output items
         self.current: dict[str, Any] | None = None  # the open item
+        self.pieces: list[str] = []  # the open item's text or arguments so far (joined once: ``_settle``)
         self.tool_key: Any = None
         self.finish: str | None = None
         self.usage: dict[str, Any] | None = None
@@ -349,11 +357,21 @@ class StreamTranslator:
         return [self._ev("response.created", response=self.response),
                 self._ev("response.in_progress", response=self.response)]
 
+    def _settle(self, item: dict[str, Any]) -> None:
+        """Put the open item's streamed pieces into it (once: appending to a string per delta is quadratic)."""
+        joined = "".join(self.pieces)
+        self.pieces = []
+        if item["type"] == "message":
+            item["content"][0]["text"] = joined
+        else:
+            item["arguments"] = joined
+
     def _close_item(self) -> list[bytes]:
         item = self.current
         if item is None:
             return []
         self.current = None
+        self._settle(item)
         n = len(self.items)
         out = []
         if item["type"] == "message":
@@ -399,7 +417,7 @@ class StreamTranslator:
                     self.tool_key = None
                 item = self.current
                 assert item is not None
-                item["content"][0]["text"] += text
+                self.pieces.append(text)
                 out.append(self._ev("response.output_text.delta", item_id=item["id"], output_index=len(self.items),
                                     content_index=0, delta=text, logprobs=[]))
             for call in delta.get("tool_calls") or ():
@@ -413,7 +431,7 @@ class StreamTranslator:
                 item = self.current
                 assert item is not None
                 if fn.get("arguments"):
-                    item["arguments"] += fn["arguments"]
+                    self.pieces.append(fn["arguments"])
                     out.append(self._ev("response.function_call_arguments.delta", item_id=item["id"],
                                         output_index=len(self.items), delta=fn["arguments"]))
             if choice.get("finish_reason"):
@@ -445,10 +463,16 @@ class StreamTranslator:
         code = "server_error" if status >= 500 or status in (408, 429) else str((err or {}).get("code") or
                                                                               "invalid_request")
         if self.current is not None:
+            self._settle(self.current)
             self.current["status"] = "incomplete"
             self.items.append(self.current)
             self.current = None
-        out.append(self._ev("error", code=code, message=message, param=None))
+        # Both shapes of the ``error`` event: the documented one (code/message/param on the event) and the nested
+        # ``error`` object OpenAI's servers send, the one openai-python and openai-node raise ``APIError`` on, so a
+        # cut stream is an exception in the client, not a quietly shorter list of events.
+        out.append(self._ev("error", code=code, message=message, param=None, error={
+            "type": "server_error" if code == "server_error" else "invalid_request_error", "code": code,
+            "message": message, "param": None}))
         self.response.update(status="failed", error={"code": code, "message": message}, output=self.items,
                              usage=usage(self.usage) if self.usage else None)
         out.append(self._ev("response.failed", response=self.response))
