@@ -178,7 +178,7 @@ def cmd_explain(args: argparse.Namespace) -> int:
 def cmd_classify(args: argparse.Namespace) -> int:
     """``gateway classify eval``: the task classifier's accuracy on the held-out corpus for a config's routes."""
     from gateway.routing.classify import build_classifier, route_examples
-    from gateway.routing.classify.corpus import builtin_corpus, load_corpus_file
+    from gateway.routing.classify.corpus import builtin_corpus, challenge_set, load_corpus_file
     from gateway.routing.classify.evaluate import evaluate, render
 
     try:
@@ -195,7 +195,9 @@ def cmd_classify(args: argparse.Namespace) -> int:
         if clf is None or args.corpus:
             clf = build_classifier(config, corpus)
         tasks = {r.classify.builtin: n for n, r in config.routes.items() if r.classify and r.classify.builtin}
-        res = evaluate(clf, tasks, corpus)
+        if args.split == "challenge":  # never trained on: the classifier fits the train split only
+            corpus = [*corpus, *challenge_set()]
+        res = evaluate(clf, tasks, corpus, args.split)
     except (ConfigError, ValueError, OSError) as e:
         print(f"gateway classify: {e}", file=sys.stderr)
         return 2
@@ -317,6 +319,8 @@ def build_parser() -> argparse.ArgumentParser:
     ce.add_argument("--config", default=default_config, help=f"config file (env {CONFIG_ENV})")
     ce.add_argument("--corpus", help="a corpus in the shipped corpus.yaml format (default: the shipped corpus)")
     ce.add_argument("--engine", choices=["builtin", "embedding"], help="override the config's classifier.engine")
+    ce.add_argument("--split", choices=["test", "challenge"], default="test",
+                    help="score the held-out split (default) or the challenge set (word traps, unworded tasks)")
     ce.add_argument("--format", choices=["table", "json"], default="table")
     ce.set_defaults(func=cmd_classify)
 

@@ -16,7 +16,7 @@ from gateway.config.model import EmbeddingConfig
 from gateway.errors import ConfigError
 from gateway.routing.classify import build_classifier, request_text
 from gateway.routing.classify.classifier import RouteExamples, build
-from gateway.routing.classify.corpus import builtin_corpus, load_corpus_file
+from gateway.routing.classify.corpus import builtin_corpus, challenge_set, load_corpus_file
 from gateway.routing.classify.engines import DEFAULT_MODEL, DEFAULT_TOKENIZER, BuiltinEngine
 from gateway.routing.classify.evaluate import evaluate
 from gateway.routing.classify.signals import Signals
@@ -117,7 +117,13 @@ def test_truncation_is_deterministic_bounded_and_keeps_both_ends():
     ("strcpy(buf, input);", {"c_unsafe"}),
     ("el.innerHTML = location.hash", {"dom_sink", "request_input", "tainted_sink"}),
     ("requests.get(url, verify=False)", {"tls_off"}),
-    ("Is this open to an injection attack?", {"security_terms", "security_terms_2"}),
+    ("Is this open to an injection attack by a malicious user?", {"security_terms", "security_terms_2"}),
+    ("url = request.args['u']\nrequests.get(url)", {"http_fetch", "request_input", "tainted_sink"}),
+    ("if os.access(p, os.W_OK):\n    f = open(p, 'w')", {"check_then_use"}),
+    ("@GetMapping(\"/o/{id}\") Order get(@PathVariable long id)", {"object_by_id"}),
+    ("if (strcmp(token, expected) == 0)", {"secret_compare"}),
+    ("const re = /^(a+)+$/", {"nested_quantifier"}),
+    ("for (const k in src) { if (x) t[k] = src[k]; }", {"object_merge"}),
 ])
 def test_code_signals(code, expected):
     assert expected <= set(Signals()(code))
@@ -128,6 +134,12 @@ def test_code_signals(code, expected):
     "stmt, _ := db.Prepare(\"SELECT name FROM users WHERE id = $1\")",
     "Generate ten interview questions for a product manager role.",
     "Can you refactor this session of the meeting notes into bullets?",
+    # Security words in their everyday senses: left to the n-grams, which learn them from hard negatives.
+    "What are the warning signs of a heart attack?",
+    "Organise a secret santa for the office and keep the draw secret.",
+    "Plan the annual financial audit and report any breach of the budget.",
+    "What is the payload of this rocket, and how do I kill the process in the shell?",
+    '<input type="password" autocomplete="new-password">',
 ])
 def test_benign_text_fires_no_security_signal(benign):
     hits = set(Signals()(benign))
@@ -164,6 +176,50 @@ def test_builtin_engine_meets_the_targets_on_the_held_out_set():
 
 def test_embedding_engine_meets_the_targets_on_the_held_out_set():
     _assert_targets(_held_out({**_cfg(), "classifier": {"engine": "embedding"}}))
+
+
+def _challenge(config: dict[str, Any]) -> dict[str, Any]:
+    clf = build_classifier(parse_config(config, "g.yaml", {}))
+    return evaluate(clf, {"security-review": "security-review"}, [*builtin_corpus(), *challenge_set()], "challenge")
+
+
+def _missed(res: dict[str, Any]) -> tuple[int, int]:
+    """(security prompts not routed to security, general prompts routed to security)."""
+    return res["confusion"]["security-review"]["(next rule)"], res["confusion"]["(next rule)"]["security-review"]
+
+
+def test_the_challenge_set_is_apart_from_the_corpus():
+    """Written separately and never trained on: no prompt in it is a near-copy of a corpus prompt (character
+    5-gram Jaccard similarity below 0.5; the closest pair measured 0.33)."""
+    def grams(t: str) -> set[str]:
+        t = " ".join(t.lower().split())
+        return {t[i:i + 5] for i in range(len(t) - 4)}
+
+    challenge = challenge_set()
+    assert Counter(e.label for e in challenge) == {"security-review": 40, "general": 45}
+    corpus = [grams(e.text) for e in builtin_corpus()]
+    for e in challenge:
+        g = grams(e.text)
+        assert max(len(g & c) / len(g | c) for c in corpus) < 0.5, e.text
+
+
+# Floors at what the engines reach on the challenge set (README "Eval"), a prompt or so below: builtin 38/40
+# security prompts found and 1/45 general prompts misrouted, embedding 38/40 and 2/45.
+@pytest.mark.parametrize("engine, max_missed, max_misrouted", [("builtin", 3, 2), ("embedding", 3, 3)])
+def test_the_engines_hold_their_floors_on_the_challenge_set(engine, max_missed, max_misrouted):
+    res = _challenge({**_cfg(), "classifier": {"engine": engine}})
+    assert res["test"] == 85 and res["split"] == "challenge"
+    missed, misrouted = _missed(res)
+    assert missed <= max_missed and misrouted <= max_misrouted, res
+
+
+@pytest.mark.parametrize("prompt", [
+    "Write a cover letter for a security guard position at a shopping mall.",
+    "Explain how the angle of attack of a wing affects lift and when a stall happens.",
+    "Organise a secret santa for 14 people with a 20 dollar limit and a random draw.",
+])
+def test_the_reviewers_word_traps_stay_general(runtime, prompt):
+    assert select_route(runtime, "auto", None, _user(prompt)).route.name == "general"
 
 
 def test_fast_scorer_equals_scikit_learn(runtime):
@@ -470,6 +526,9 @@ def test_classify_eval_cli(tmp_path, capsys):
     assert main(["classify", "eval", "--config", str(path), "--format", "json"]) == 0
     res = json.loads(capsys.readouterr().out)
     assert res["test"] == sum(1 for e in builtin_corpus() if e.split == "test")
+    assert main(["classify", "eval", "--config", str(path), "--split", "challenge"]) == 0
+    out = capsys.readouterr().out
+    assert "challenge prompts: 85" in out and "confusion" in out
     bad = tmp_path / "bad.yaml"
     bad.write_text("[1, 2]")
     assert main(["classify", "eval", "--config", str(path), "--corpus", str(bad)]) == 2

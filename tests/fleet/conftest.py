@@ -108,6 +108,7 @@ def fleet_session(emulator: Any, tmp_path_factory: Any) -> Iterator[Fleet]:
     cfg = fleet_config(emulator.url, redis.url, base)
     cfg["failover"]["breaker"] = {"failures": 2, "cooldown": "1s"}
     cfg["failover"]["retries"] = 0
+    cfg["admin"] = {"session_secret": "fleet-session-secret-0123456789"}  # status sessions valid on every worker
     cfg["keys"].append({"name": "limited", "sha256": hashlib.sha256(LIMITED_KEY.encode()).hexdigest(),
                         "rate_limit": 6})
     started: list[GatewayProcess] = []

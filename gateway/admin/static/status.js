@@ -147,6 +147,46 @@
     document.getElementById("models").replaceChildren(
       table(["model", "vendor", "provider", "jurisdiction", "state", "details"], rows));
   }
+  // The fleet's view (state.backend: redis): the shared store's health, every replica's workers with their last
+  // heartbeat, and the marks this worker adopted from the others. Hidden for a single process.
+  function renderFleet(d) {
+    var section = document.getElementById("fleet-section");
+    var f = d.fleet;
+    if (!f) { section.hidden = true; return; }
+    section.hidden = false;
+    var store = el("p", f.state_store === "up" ? "muted" : "flag",
+                   "shared state store: " + f.state_store + " · this worker " + f.this_worker +
+                   " on replica " + f.this_replica);
+    store.setAttribute("data-testid", "fleet-store");
+    var rows = [];
+    Object.keys(f.replicas || {}).sort().forEach(function (rep) {
+      (f.replicas[rep] || []).forEach(function (w) {
+        var tr = el("tr");
+        tr.setAttribute("data-testid", "fleet-worker");
+        tr.setAttribute("data-replica", rep);
+        add(tr, cell(rep), cell(w.worker), cell(w.pid), cell(secs(w.last_seen_s) + " ago"),
+            cell(el("span", "badge " + (w.live ? "ok" : "breaker_open"), w.live ? "live" : "silent")));
+        rows.push(tr);
+      });
+    });
+    var marks = Object.keys(f.remote_marks || {}).sort().map(function (m) {
+      var r = f.remote_marks[m];
+      var tr = el("tr");
+      tr.setAttribute("data-testid", "fleet-mark");
+      return add(tr, cell(m), cell(r.state), cell(secs(r.until_in_s)), cell(r.by));
+    });
+    var parts = [store];
+    if (f.state_store === "up") {
+      parts.push(table(["replica", "worker", "pid", "last heartbeat", "state"], rows));
+    } else {
+      parts.push(el("p", "flag", "Redis unreachable: each worker serves from its own last known state."));
+    }
+    if (marks.length) {
+      parts.push(el("h3", null, "Marks shared by other workers"));
+      parts.push(table(["model", "state", "for", "seen by"], marks));
+    }
+    document.getElementById("fleet").replaceChildren.apply(document.getElementById("fleet"), parts);
+  }
   function attemptsText(attempts) {
     return (attempts || []).map(function (a) {
       return a.model + " (" + a.outcome + (a.status ? " " + a.status : "") + ")";
@@ -200,7 +240,7 @@
       })
       .then(function (d) {
         if (!d) { return; }
-        renderConfig(d); renderRoutes(d); renderModels(d); renderRecent(d);
+        renderConfig(d); renderRoutes(d); renderModels(d); renderFleet(d); renderRecent(d);
         banner(null);
         ticks += 1;
         var u = document.getElementById("updated");

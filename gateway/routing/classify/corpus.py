@@ -25,7 +25,7 @@ MAX_EXAMPLES_FILE_BYTES = 4 * 1024 * 1024
 class Example:
     text: str
     label: str
-    split: str = "train"  # train | test
+    split: str = "train"  # train | test | challenge
 
 
 def _held_out(i: int) -> bool:
@@ -62,6 +62,15 @@ def builtin_corpus() -> tuple[Example, ...]:
     """The shipped corpus (package data), read afresh: a few ms with the C YAML loader, once per build."""
     text = resources.files("gateway.routing.classify").joinpath("corpus.yaml").read_text(encoding="utf-8")
     return tuple(compose(yaml.load(text, Loader=_LOADER)))
+
+
+def challenge_set() -> tuple[Example, ...]:
+    """The challenge set (``challenge.yaml``, package data): prompts written apart from the corpus to probe word
+    traps and unworded security tasks; never trained on (split ``challenge``)."""
+    text = resources.files("gateway.routing.classify").joinpath("challenge.yaml").read_text(encoding="utf-8")
+    doc = yaml.load(text, Loader=_LOADER)
+    return tuple(Example(t.strip(), label, "challenge") for label in ("security-review", "general")
+                 for t in doc[label])
 
 
 def load_corpus_file(path: str | Path) -> list[Example]:

@@ -4,7 +4,7 @@ second instead of embedding ~340 prompts (~10 s on one core).
 ``embeddings.npz`` (package data) holds the corpus texts, their vectors and the sha256s of the model and
 tokenizer and the token limit they were computed with. It is used only when all three match the configured
 engine, and it is keyed by the exact text, so a stale file can cost time but never change a result.
-Regenerate after editing ``corpus.yaml``: ``python -m gateway.routing.classify.embcache``.
+Regenerate after editing ``corpus.yaml`` or ``challenge.yaml``: ``python -m gateway.routing.classify.embcache``.
 """
 
 from __future__ import annotations
@@ -31,20 +31,21 @@ def load_cache(model_sha: str, tokenizer_sha: str, max_tokens: int) -> dict[str,
 
 
 def write_cache(path: Any = None) -> int:
-    """Embed every corpus prompt with the default model (semantic extra) and write the cache file."""
+    """Embed every corpus and challenge-set prompt with the default model (semantic extra) and write the cache file."""
     from pathlib import Path
 
     import numpy as np
 
     from gateway.config.model import ClassifierConfig
     from gateway.routing.classify import make_engine
-    from gateway.routing.classify.corpus import builtin_corpus
+    from gateway.routing.classify.corpus import builtin_corpus, challenge_set
     from gateway.routing.classify.engines import DEFAULT_MODEL, DEFAULT_TOKENIZER
     from gateway.routing.classify.text import MAX_CHARS, truncate
 
     cfg = ClassifierConfig(engine="embedding")
     engine = make_engine(cfg, cache={})
-    texts = sorted({truncate(e.text, MAX_CHARS) for e in builtin_corpus()})
+    # The challenge set too: it is never trained on, but its eval (and test) need not embed it every run.
+    texts = sorted({truncate(e.text, MAX_CHARS) for e in (*builtin_corpus(), *challenge_set())})
     vectors = np.stack([engine.embed(t) for t in texts]).astype(np.float32)
     meta = np.array([DEFAULT_MODEL[2], DEFAULT_TOKENIZER[2], str(cfg.embedding.max_tokens)])
     out = Path(path) if path else Path(__file__).with_name(FILE)

@@ -6,7 +6,9 @@ code and "fix this" on a sorting bug differ in features even when their words ar
 * ``BuiltinEngine``: no model file. Word 1-2-grams and character 4-grams (binary TF-IDF, scikit-learn) plus the
   signals. scikit-learn is imported when the engine is built, never at gateway import.
 * ``EmbeddingEngine``: a local ONNX sentence-embedding model (mean-pooled, L2-normalised; all-MiniLM-L6-v2
-  int8 by default) run with onnxruntime on one thread, plus the signals. The model and tokenizer files are
+  int8 by default) run with onnxruntime on one thread, beside the builtin engine's n-grams and signals (the
+  embedding sees only the first ``max_tokens`` tokens; the n-grams tell a heart attack from an attack
+  surface). The model and tokenizer files are
   verified against their sha256 at load; nothing is downloaded. Needs the ``semantic`` extra.
 """
 
@@ -80,6 +82,11 @@ class BuiltinEngine:
 
         return hstack([self._words.transform(texts), self._chars.transform(texts),
                        csr_matrix(_signal_matrix(self._signals, texts))], format="csr")
+
+    @property
+    def width(self) -> int:
+        """The number of columns ``transform`` returns (after ``fit``)."""
+        return len(self._words.idf_) + len(self._chars.idf_) + len(self._signals.names)
 
     def compile(self, coef: Any) -> None:
         """Prepare ``decision`` for a linear model's ``coef`` (classes x features, over ``transform``'s columns).
@@ -205,17 +212,25 @@ class EmbeddingEngine:
         except Exception as e:  # onnxruntime raises its own exception types for a bad file
             raise EngineError(f"embedding model {model}: cannot load: {e}") from None
         self._inputs = {i.name for i in self._session.get_inputs()}
-        self._signals = Signals()
+        # The builtin engine's n-grams and code signals, next to the embedding: chosen by 5-fold CV on train
+        # (security recall 0.92 vs 0.90 for the embedding plus signals alone, misrouted general 1.9 % vs 7.6 %).
+        self._text = BuiltinEngine()
         self._cache = dict(cache or {})
 
     def fit(self, texts: Sequence[str]) -> None:
-        pass  # nothing to learn: the model is fixed
+        self._text.fit(texts)  # the embedding model is fixed; the n-gram vocabulary is learnt
 
     def compile(self, coef: Any) -> None:
-        self._coef_t = self._np.ascontiguousarray(coef.T)
+        """Columns: the embedding, then the builtin engine's (``transform``)."""
+        dim = coef.shape[1] - self._text.width
+        self._coef_t = self._np.ascontiguousarray(coef[:, :dim].T)
+        self._text.compile(coef[:, dim:])
 
     def decision(self, text: str) -> list[float]:
-        return (self.transform([text])[0] @ self._coef_t).tolist()
+        """``coef @ transform([text])[0]``: the embedding's part as a dense product, the rest by the builtin's
+        scorer."""
+        d = self.embed(text) @ self._coef_t
+        return [float(a) + b for a, b in zip(d, self._text.decision(text), strict=True)]
 
     def embed(self, text: str) -> Any:
         np = self._np
@@ -234,6 +249,7 @@ class EmbeddingEngine:
         return (v / max(float(np.linalg.norm(v)), 1e-12)).astype(np.float32)
 
     def transform(self, texts: Sequence[str]) -> Any:
-        np = self._np
-        emb = np.stack([self.embed(t) for t in texts])
-        return np.hstack([emb, _signal_matrix(self._signals, texts)])
+        from scipy.sparse import csr_matrix, hstack
+
+        emb = self._np.stack([self.embed(t) for t in texts])
+        return hstack([csr_matrix(emb), self._text.transform(texts)], format="csr")

@@ -1,5 +1,5 @@
 """``gateway classify eval``: train on the corpus's train split (plus the routes' own examples), score the
-held-out split, report accuracy, per-route precision/recall and the confusion matrix.
+held-out split (or the challenge set), report accuracy, per-route precision/recall and the confusion matrix.
 
 A held-out prompt's expected route is the route whose ``builtin`` task is the prompt's label, or "next rule"
 when no route claims that task (the request would fall through to ``default_route``).
@@ -17,10 +17,13 @@ from gateway.routing.classify.corpus import Example
 NEXT = "(next rule)"
 
 
-def evaluate(clf: Classifier, task_routes: dict[str, str], corpus: Sequence[Example]) -> dict[str, Any]:
-    test = [e for e in corpus if e.split == "test"]
+def evaluate(clf: Classifier, task_routes: dict[str, str], corpus: Sequence[Example],
+             split: str = "test") -> dict[str, Any]:
+    """Score ``clf`` on the ``corpus`` prompts of ``split`` (``test``: the held-out split; ``challenge``: the
+    challenge set, passed in the same sequence)."""
+    test = [e for e in corpus if e.split == split]
     if not test:
-        raise ValueError("the corpus has no held-out (test) prompts")
+        raise ValueError(f"the corpus has no {split} prompts")
     labels = sorted(set(clf.thresholds)) + [NEXT]
     confusion = {a: dict.fromkeys(labels, 0) for a in labels}
     costs = []
@@ -40,6 +43,7 @@ def evaluate(clf: Classifier, task_routes: dict[str, str], corpus: Sequence[Exam
     correct = sum(confusion[a][a] for a in labels)
     costs.sort()
     return {"engine": clf.engine_name, "train": sum(1 for e in corpus if e.split == "train"), "test": len(test),
+            "split": split,
             "accuracy": correct / len(test), "routes": per_route, "labels": labels, "confusion": confusion,
             "cost_ms": {"p50": costs[len(costs) // 2] * 1e3, "p99": costs[min(len(costs) - 1, int(len(costs) * .99))] * 1e3}}
 
@@ -48,7 +52,8 @@ def render(res: dict[str, Any]) -> str:
     def pct(x: float | None) -> str:
         return "  n/a" if x is None else f"{x * 100:5.1f}%"
 
-    out = [f"engine: {res['engine']}   train prompts: {res['train']}   held-out prompts: {res['test']}",
+    name = {"test": "held-out", "challenge": "challenge"}.get(res.get("split", "test"), res.get("split"))
+    out = [f"engine: {res['engine']}   train prompts: {res['train']}   {name} prompts: {res['test']}",
            f"accuracy: {pct(res['accuracy'])}", "", f"{'route':<24} precision  recall  support"]
     for r, m in res["routes"].items():
         out.append(f"{r:<24} {pct(m['precision']):>9}  {pct(m['recall']):>6}  {m['support']:>7}")
