@@ -32,7 +32,7 @@ from gateway.admin.view import StateView
 from gateway.api import embeddings as embeddings_api
 from gateway.api import models as models_api
 from gateway.api import openapi
-from gateway.api.asgi import send_error
+from gateway.api.asgi import header, send_error
 from gateway.api.chat import ChatEndpoint, authenticate
 from gateway.api.dialects.endpoint import dialect_routes
 from gateway.api.dialects.openapi import with_dialect_paths
@@ -316,6 +316,8 @@ def build_api(gw: Gateway, services: RequestServices) -> FastAPI:
         if exc.status_code == 405:
             msg = f"Method {request.method} is not allowed on {request.url.path}."
             return _error_response(GatewayError(405, msg, type="invalid_request_error", code="method_not_allowed"))
+        if exc.status_code == 413:  # GatewayApp's body cap
+            return _error_response(GatewayError(413, str(exc.detail), code="request_too_large"))
         return _error_response(GatewayError(exc.status_code, str(exc.detail)))
 
     @app.exception_handler(RequestValidationError)
@@ -414,7 +416,39 @@ class GatewayApp:
                                    type="invalid_request_error", code="method_not_allowed", headers={"allow": "POST"})
                 await send_error(send, err)
             return
+        if scope["type"] == "http":
+            # FastAPI reads a route's whole body before its dependencies (the admin key) run: cap it here, so
+            # that no client, authenticated or not, makes the gateway buffer more than limits.max_body_bytes.
+            limit = self.gateway.runtime.config.limits.max_body_bytes
+            declared = header(scope, b"content-length")
+            try:
+                too_large = declared is not None and int(declared) > limit
+            except ValueError:
+                too_large = False  # uvicorn's parser rejects a malformed Content-Length before we get here
+            if too_large:
+                await send_error(send, GatewayError(413, _too_large(limit), code="request_too_large"))
+                return
+            receive = _capped(receive, limit)
         await self.api(scope, receive, send)
+
+
+def _too_large(limit: int) -> str:
+    return f"Request body is larger than the gateway's limit of {limit} bytes."
+
+
+def _capped(receive: Any, limit: int) -> Any:
+    """``receive`` that raises a 413 once the body passes ``limit`` bytes (a chunked body has no length)."""
+    size = 0
+
+    async def capped() -> dict[str, Any]:
+        nonlocal size
+        msg = await receive()
+        size += len(msg.get("body", b""))
+        if size > limit:
+            raise StarletteHTTPException(413, _too_large(limit))
+        return msg
+
+    return capped
 
 
 def create_app(config_path: str | Path, **kwargs: Any) -> GatewayApp:

@@ -131,3 +131,28 @@ def test_a_bug_below_the_endpoint_is_an_openai_shaped_500_not_a_crash(emu, gw, c
     # The gateway keeps serving.
     del gw.gateway.runtime.adapters["gpt-5"].stream_decoder
     assert _post(gw, '{"model": "general", "messages": [{"role": "user", "content": "x"}]}').status_code == 200
+
+
+
+_BIG = b'{"request": {"model": "general"}, "pad": "' + b"x" * 20000 + b'"}'
+
+
+def _too_large(r) -> None:
+    err = _err(r, 413)
+    assert err["code"] == "request_too_large"
+
+
+@pytest.mark.parametrize("path", ["/admin/explain", "/admin/withdrawals", "/admin/drills", "/admin/reload",
+                                  "/v1/embeddings", "/status/logout", "/v1/models"])
+def test_a_declared_body_over_the_limit_is_413_on_every_endpoint_before_authentication(gw, path):
+    """``limits.max_body_bytes`` holds for the admin API, the status page and embeddings too, and before the
+    key is checked: an anonymous client must not make the gateway buffer a body of any size."""
+    _too_large(httpx.post(gw.url + path, content=_BIG, headers={"content-type": "application/json"}, timeout=10))
+
+
+@pytest.mark.parametrize("path", ["/admin/explain", "/admin/withdrawals", "/admin/drills"])
+def test_a_chunked_body_over_the_limit_is_413_where_a_body_is_read_before_authentication(gw, path):
+    """FastAPI parses a route's JSON body before its admin-key dependency runs; without a length the cap is on
+    the bytes received."""
+    chunks = (_BIG[i:i + 1000] for i in range(0, len(_BIG), 1000))
+    _too_large(httpx.post(gw.url + path, content=chunks, headers={"content-type": "application/json"}, timeout=10))
