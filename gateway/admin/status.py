@@ -148,7 +148,11 @@ def _same_origin(request: Request) -> bool:
     origin = request.headers.get("origin")
     if origin is None or (origin == "null" and request.headers.get("sec-fetch-site") == "same-origin"):
         return True
-    return urlsplit(origin).netloc.lower() == (request.headers.get("host") or "").lower()
+    try:
+        netloc = urlsplit(origin).netloc
+    except ValueError:  # not a URL (e.g. an unclosed IPv6 bracket): not this site
+        return False
+    return netloc.lower() == (request.headers.get("host") or "").lower()
 
 
 async def _read_limited(request: Request, limit: int) -> bytes | None:

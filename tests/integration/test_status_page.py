@@ -213,3 +213,13 @@ def test_audit_disabled_still_serves_the_page(emu, make_gateway):
     gw = make_gateway(cfg)
     d = _data(gw, headers={"authorization": f"Bearer {ADMIN_KEY}"}).json()
     assert d["recent"]["enabled"] is False and d["routes"]
+
+
+@pytest.mark.parametrize("origin", ["http://[", "http://[::1", "https://[x"])
+def test_an_unparseable_origin_is_refused_not_a_500(emu, make_gateway, origin):
+    """``Origin`` is attacker-chosen: one that is not a URL (an unclosed IPv6 bracket) is cross-site, a 403."""
+    gw = make_gateway(admin_config(emu.url))
+    r = _login(gw, ADMIN_KEY, headers={"origin": origin})
+    assert r.status_code == 403 and "set-cookie" not in r.headers
+    r = httpx.post(gw.url + "/status/logout", headers={"origin": origin}, timeout=10)
+    assert r.status_code == 403
