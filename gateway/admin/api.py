@@ -215,6 +215,9 @@ def build_admin_router(auth: AdminAuth, *, clock: Callable[[], float], upstream_
         from gateway.reports.explain import explain
 
         headers = {"x-gateway-route": body.route_header} if body.route_header else None
+        model = body.request.get("model")
+        if model is not None and not isinstance(model, str):  # looked up by name, with or without messages
+            raise GatewayError(400, "request.model must be a string", param="request.model", code="invalid_request")
         if "messages" in body.request:  # malformed messages must be a 400 naming the field, as on /v1/, not a 500
             from gateway.api.validate import validate_chat
 

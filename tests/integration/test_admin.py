@@ -207,6 +207,9 @@ def test_admin_explain_uses_the_live_state(emu, make_gateway):
 @pytest.mark.parametrize("request_body, param", [
     ({"messages": "x"}, "request.messages"),
     ({"messages": [5]}, "request.messages[0]"),
+    ({"model": [[]]}, "request.model"),  # without messages too: the model is looked up by name
+    ({"model": {"a": 1}}, "request.model"),
+    ({"model": 5, "messages": [{"role": "user", "content": "x"}]}, "request.model"),
 ])
 def test_admin_explain_malformed_request_is_a_400_naming_the_field(emu, make_gateway, request_body, param):
     gw = make_gateway(admin_config(emu.url))
