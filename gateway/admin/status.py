@@ -271,7 +271,8 @@ def build_status_router(auth: AdminAuth, view: StateView, revoked: RevokedSessio
             raise GatewayError(400, f"Unknown query parameter {unknown[0]!r}; the only one is 'recent'.",
                                param=unknown[0], code="unknown_parameter")
         raw = request.query_params.get("recent", str(RECENT_DEFAULT))
-        if not raw.isdigit() or not 1 <= int(raw) <= RECENT_MAX:
+        # ASCII digits, few of them: str.isdigit() also accepts '²', and int() refuses over 4,300 digits
+        if not (raw.isascii() and raw.isdigit() and len(raw) <= 6) or not 1 <= int(raw) <= RECENT_MAX:
             raise GatewayError(400, f"recent must be an integer from 1 to {RECENT_MAX}.", param="recent",
                                code="invalid_parameter")
         data = live_state(view)

@@ -118,7 +118,9 @@ def test_session_dies_with_its_admin_key(emu, make_gateway):
 
 
 @pytest.mark.parametrize("query,param", [("recent=abc", "recent"), ("recent=0", "recent"), ("recent=201", "recent"),
-                                         ("recent=-1", "recent"), ("recnet=5", "recnet")])
+                                         ("recent=-1", "recent"), ("recnet=5", "recnet"),
+                                         ("recent=%C2%B2", "recent"),  # superscript two: isdigit(), but not int()
+                                         ("recent=" + "9" * 5000, "recent")])  # past int()'s 4,300-digit limit
 def test_data_bad_input_is_a_4xx_with_an_openai_error(emu, make_gateway, query, param):
     gw = make_gateway(admin_config(emu.url))
     r = httpx.get(f"{gw.url}/status/data?{query}", headers={"authorization": f"Bearer {ADMIN_KEY}"}, timeout=10)
