@@ -101,7 +101,8 @@ def classify(status: int, etype: str, code: str, inner_code: str, message: str) 
     """
     if inner_code in _POLICY_INNER_CODES:
         return ErrorKind.POLICY_BLOCKED
-    if status == 200 and code.isdigit() and 400 <= int(code) <= 599:
+    # ASCII and three digits: str.isdigit() accepts '²', which int() refuses (as it does 5,000 digits)
+    if status == 200 and code.isascii() and code.isdigit() and len(code) == 3 and 400 <= int(code) <= 599:
         status = int(code)
     return _openai.classify(status, etype, code, message)
 

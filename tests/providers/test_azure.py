@@ -407,3 +407,16 @@ def test_openai_rules_unchanged_by_azure_extension():
     assert o.classify_error(404, {}, missing).kind is ErrorKind.WITHDRAWN
     assert o.classify_error(400, {}, _body(FILTER_400)).kind is ErrorKind.POLICY_BLOCKED
     assert o._headers["authorization"] == "Bearer azure-secret-key-0123" and o._url == "http://u/v1/chat/completions"
+
+
+@pytest.mark.parametrize("code", ["²", "٤٢٩", "9" * 5000])
+def test_an_in_band_error_code_that_only_looks_numeric_is_classified_not_raised(code):
+    """``str.isdigit()`` accepts '²' and Arabic-Indic digits, and ``int()`` refuses 5,000 digits: the upstream's
+    code is text to classify, never a crash in the adapter."""
+    body = orjson.dumps({"error": {"code": code, "message": "odd"}})
+    with pytest.raises(UpstreamError) as ei:
+        A.parse_response(body)
+    assert isinstance(ei.value.kind, ErrorKind)
+    dec = A.stream_decoder({})
+    with pytest.raises(UpstreamError):
+        dec.feed(b"data: " + body + b"\n\n")
