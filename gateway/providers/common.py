@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import email.utils
+import math
 import time
 from collections.abc import Mapping
 from typing import Any
@@ -23,17 +25,18 @@ def retry_after_seconds(headers: Mapping[str, str], now: float | None = None) ->
     """``retry-after-ms`` (OpenAI) first, then ``retry-after`` as seconds or an HTTP date."""
     ms = headers.get("retry-after-ms")
     if ms:
-        try:
-            return max(0.0, float(ms) / 1000.0)
-        except ValueError:
-            pass
+        with contextlib.suppress(ValueError):
+            if math.isfinite(value := float(ms)):  # "inf" / "nan" say nothing usable (a forever cooldown)
+                return max(0.0, value / 1000.0)
     ra = headers.get("retry-after")
     if not ra:
         return None
     try:
-        return max(0.0, float(ra))
+        value = float(ra)
     except ValueError:
         pass
+    else:
+        return max(0.0, value) if math.isfinite(value) else None
     try:
         when = email.utils.parsedate_to_datetime(ra)
     except (TypeError, ValueError):

@@ -184,3 +184,12 @@ def test_sse_parser_line_endings_and_comments():
     p = SSEParser()
     assert p.feed(b"data: x\r") == []
     assert [e.data for e in p.feed(b"\n\r\n")] == ["x"]
+
+
+@pytest.mark.parametrize("headers", [{"retry-after": "inf"}, {"retry-after": "1e400"}, {"retry-after": "nan"},
+                                     {"retry-after-ms": "inf"}, {"retry-after-ms": "-inf", "retry-after": "Infinity"}])
+def test_a_non_finite_retry_after_is_ignored(headers):
+    """A provider's ``retry-after: inf`` would cool the model forever and put an infinity into admin state
+    (not JSON) and the client's Retry-After; it says nothing usable, so it counts as absent."""
+    err = A.classify_error(429, headers, b"{}")
+    assert err.kind is ErrorKind.RATE_LIMITED and err.retry_after is None
