@@ -18,6 +18,7 @@ Wire facts this module relies on (see the reference, section 3):
 
 from __future__ import annotations
 
+import math
 import os
 import re
 import time
@@ -208,9 +209,10 @@ def _retry_delay(details: list[dict[str, Any]]) -> float | None:
             delay = d.get("retryDelay")
             if isinstance(delay, dict):  # proto-JSON object form {"seconds": 17, "nanos": ...}
                 try:
-                    return float(delay.get("seconds", 0)) + float(delay.get("nanos", 0)) / 1e9
+                    seconds = float(delay.get("seconds", 0)) + float(delay.get("nanos", 0)) / 1e9
                 except (TypeError, ValueError):
                     return None
+                return seconds if math.isfinite(seconds) else None  # "inf" would cool the model forever
             m = _DURATION.match(str(delay or ""))
             if m:
                 return float(m.group(1))

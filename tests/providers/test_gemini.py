@@ -515,3 +515,11 @@ def test_classification_details():
     # The non-alt=sse array shape the SDK also unwraps.
     e = adapter().classify_error(404, {}, b"[" + err(404, "gone", "NOT_FOUND") + b"]")
     assert e.kind is ErrorKind.WITHDRAWN
+
+
+@pytest.mark.parametrize("delay", [{"seconds": "inf"}, {"seconds": "1e400"}, {"seconds": 1, "nanos": "nan"}])
+def test_a_non_finite_retry_delay_is_ignored(delay):
+    """A RetryInfo of infinity would cool the model forever (and put an infinity into admin state)."""
+    e = adapter().classify_error(429, {}, err(429, "x", "RESOURCE_EXHAUSTED", [
+        {"@type": "type.googleapis.com/google.rpc.RetryInfo", "retryDelay": delay}]))
+    assert e.kind is ErrorKind.RATE_LIMITED and e.retry_after is None
