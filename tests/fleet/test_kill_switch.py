@@ -223,3 +223,28 @@ def test_a_short_drill_ends_on_time_on_every_worker(emu, fleet):
     assert served == ["fable-5"] * 12, served
     drills = [admin(gp, "GET", "/admin/state").json() for gp in (r0, r1) for _ in range(3)]
     assert all(d["models"]["fable-5"]["state"] != "drill" for d in drills), [d["models"]["fable-5"] for d in drills]
+
+
+def test_requests_in_flight_that_fail_over_after_the_call_returned_skip_the_withdrawn_model(emu, fleet):
+    """Requests held by a hanging first model when the next one is withdrawn: they fail over after the admin call
+    returned, on every worker, and must skip it."""
+    r0, r1 = fleet.gps
+    emu.set("fable-5", "no_response:delay=0.6")
+    stop = threading.Event()
+    results: list[int] = []
+    sent: list[tuple[float, str]] = []
+    threads = _load([r0, r1], stop, results, per=3, sent=sent)
+    try:
+        time.sleep(0.3)  # every worker has requests waiting on fable-5
+        r = admin(r0, "POST", "/admin/withdrawals", json={**WITHDRAW, "name": "gpt-5"})
+        returned = time.time()
+        assert r.status_code == 201 and r.json()["propagation"]["complete"], r.text
+        time.sleep(1.5)
+    finally:
+        stop.set()
+        for t in threads:
+            t.join(15)
+    late = [a for a in emu.attempts("gpt-5") if a["time"] > returned + 0.25]
+    assert late == [], f"{len(late)} contacts with the withdrawn model after the admin call returned"
+    assert results and set(results) == {200}, results
+    assert any("gpt-5=skipped:withdrawn_by_operator" in a for _, a in sent), sent[:3]
