@@ -248,3 +248,29 @@ def test_requests_in_flight_that_fail_over_after_the_call_returned_skip_the_with
     assert late == [], f"{len(late)} contacts with the withdrawn model after the admin call returned"
     assert results and set(results) == {200}, results
     assert any("gpt-5=skipped:withdrawn_by_operator" in a for _, a in sent), sent[:3]
+
+
+def test_a_worker_that_went_silent_is_named_not_applied_rather_than_left_out(emu, fleet):
+    """A replica frozen past the heartbeat window (a stalled host, a partition) is not waited for, but the admin
+    call must not claim the change is in force everywhere: its workers are named as not having applied it."""
+    import os
+    import signal
+
+    r0, r1 = fleet.gps
+    os.killpg(r1.proc.pid, signal.SIGSTOP)
+    try:
+        time.sleep(2.6)  # past LIVE_WITHIN: r1's workers no longer count as live
+        r = admin(r0, "POST", "/admin/withdrawals", json=WITHDRAW)
+        assert r.status_code == 201, r.text
+        prop = r.json()["propagation"]
+    finally:
+        os.killpg(r1.proc.pid, signal.SIGCONT)
+    assert prop["complete"] is False, prop
+    assert {w.split("/")[0] for w in prop["not_applied"]} == {"r1"} and len(prop["not_applied"]) == 2, prop
+    assert len(prop["applied"]) == 2, prop
+    from tests.fleet.conftest import wait_for_workers
+
+    wait_for_workers(r0, 4)
+    # Back in the fleet: the change reached it (the frozen workers read the announcement when they resumed).
+    assert all(chat(r1).headers["x-gateway-attempts"].startswith("fable-5=skipped:withdrawn_by_operator")
+               for _ in range(4))
