@@ -274,3 +274,19 @@ def test_a_worker_that_went_silent_is_named_not_applied_rather_than_left_out(emu
     # Back in the fleet: the change reached it (the frozen workers read the announcement when they resumed).
     assert all(chat(r1).headers["x-gateway-attempts"].startswith("fable-5=skipped:withdrawn_by_operator")
                for _ in range(4))
+
+
+def test_a_replica_stopped_gracefully_leaves_and_is_not_counted_against_the_kill_switch(emu, fleet):
+    from tests.fleet.conftest import wait_for_workers
+
+    r0, r1 = fleet.gps
+    r1.stop()  # a rolling restart: SIGTERM, drained, the workers leave the fleet
+    try:
+        r = admin(r0, "POST", "/admin/withdrawals", json=WITHDRAW)
+        prop = r.json()["propagation"]
+        assert r.status_code == 201 and prop["complete"] is True and len(prop["applied"]) == 2, prop
+    finally:
+        r1.spawn().start()
+        wait_for_workers(r0, 4)
+    # The restarted replica has the change (from the fleet's copy) before it serves.
+    assert chat(r1).headers["x-gateway-attempts"].startswith("fable-5=skipped:withdrawn_by_operator")
