@@ -137,3 +137,32 @@ def test_redis_killed_mid_load_fails_no_request_and_state_resyncs_when_it_is_bac
     assert admin(gps[1], "GET", "/admin/state").json()["models"]["qwen-coder"]["state"] == "withdrawn_by_operator"
     r = admin(gps[1], "DELETE", "/admin/withdrawals/model/qwen-coder")
     assert r.status_code == 200 and r.json()["propagation"]["complete"] is True, r.text
+
+
+def test_redis_hanging_not_dead_fails_no_request_and_holds_none_for_long(emu, fleet):
+    """Redis frozen (SIGSTOP: connections open, no answer) rather than refused: requests, rate-limited ones and
+    the kill switch go on; none waits for Redis longer than its timeouts."""
+    import os
+    import signal
+
+    from tests.fleet.conftest import LIMITED_KEY
+
+    gps, redis_server = fleet.gps, fleet.redis
+    os.kill(redis_server.proc.pid, signal.SIGSTOP)
+    try:
+        t0 = time.monotonic()
+        statuses = [chat(gps[i % 2]).status_code for i in range(8)]
+        limited = [chat(gps[i % 2], key=LIMITED_KEY).status_code for i in range(4)]
+        r = admin(gps[0], "POST", "/admin/withdrawals", json={"target": "model", "name": "qwen-coder",
+                                                              "reason": "frozen redis", "contact": "never"})
+        took = time.monotonic() - t0
+    finally:
+        os.kill(redis_server.proc.pid, signal.SIGCONT)
+    assert statuses == [200] * 8 and set(limited) <= {200, 429}, (statuses, limited)
+    assert r.status_code == 201 and r.json()["propagation"]["complete"] is False, r.text
+    assert took < 8, took
+    deadline = time.monotonic() + 10
+    while not all(_metric(gp, "gateway_state_store_up") == 1.0 for gp in gps for _ in range(3)):
+        assert time.monotonic() < deadline, "the workers never came back to the store"
+        time.sleep(0.1)
+    wait_for_workers(gps[0], 4)
