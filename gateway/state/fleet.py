@@ -184,10 +184,14 @@ class Fleet:
         the publisher or the heartbeat marks the store down; the next message or idle tick here resyncs."""
         delay = 0.05
         while True:
+            # Resync after every (re)subscription, also the first: a change announced between the last read of the
+            # fleet's state (start, or the outage) and the subscription is in the store's copy, not in pub/sub.
+            fresh = True
             try:
                 async for msg in self.store.listen():
                     delay = 0.05
-                    if not self.up:
+                    if fresh or not self.up:
+                        fresh = False
                         await self._resync()
                         self._set_up(True, "reconnected")
                     if msg is not None:
