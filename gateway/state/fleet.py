@@ -289,7 +289,9 @@ class Fleet:
         if shared is not None and shared_at > self.known_at and shared.get("o") != self.worker:
             self.known_at = shared_at
             await self._adopt_withdrawals(shared.get("entries"))
-        elif self._unpublished:
+        elif self._unpublished or (shared is None and self.known_at > 0):
+            # Ours is newer, or the store lost its copy (a Redis restarted without its data): a replica that joins
+            # later with its own durable store reads the fleet's set from there.
             await self._put_withdrawals("resync")
         self._unpublished = False
         await self.store.heartbeat(self.worker, self._info())

@@ -166,3 +166,35 @@ def test_redis_hanging_not_dead_fails_no_request_and_holds_none_for_long(emu, fl
         assert time.monotonic() < deadline, "the workers never came back to the store"
         time.sleep(0.1)
     wait_for_workers(gps[0], 4)
+
+
+def test_redis_restarted_empty_gets_the_fleet_s_withdrawals_back(emu, fleet):
+    """A Redis that comes back without its data (no persistence) must not leave the fleet's copy of the
+    withdrawals empty: a replica that joins later (its own state_dir) reads it from there."""
+    import asyncio
+
+    from gateway.state.store import RedisStore
+
+    gps, redis_server = fleet.gps, fleet.redis
+    r = admin(gps[0], "POST", "/admin/withdrawals", json={"target": "model", "name": "fable-5", "reason": "legal",
+                                                          "contact": "never"})
+    assert r.status_code == 201 and r.json()["propagation"]["complete"], r.text
+    redis_server.kill()
+    time.sleep(0.5)
+    redis_server.start()  # empty: the test server keeps nothing on disk
+    deadline = time.monotonic() + 10
+    while not all(_metric(gp, "gateway_state_store_up") == 1.0 for gp in gps for _ in range(3)):
+        assert time.monotonic() < deadline, "the workers never reconnected"
+        time.sleep(0.1)
+    wait_for_workers(gps[0], 4)
+
+    async def read() -> dict | None:
+        store = RedisStore(redis_server.url, "t:")
+        try:
+            await store.connect()
+            return await store.get_withdrawals()
+        finally:
+            await store.close()
+
+    snapshot = asyncio.run(read())
+    assert snapshot is not None and [e["name"] for e in snapshot["entries"]] == ["fable-5"], snapshot
