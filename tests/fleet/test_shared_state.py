@@ -3,9 +3,12 @@ upstream-detected withdrawals; and what happens while Redis is away."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import threading
 import time
+
+import httpx
 
 from tests.fleet.conftest import admin, chat, wait_for_workers
 
@@ -198,3 +201,39 @@ def test_redis_restarted_empty_gets_the_fleet_s_withdrawals_back(emu, fleet):
 
     snapshot = asyncio.run(read())
     assert snapshot is not None and [e["name"] for e in snapshot["entries"]] == ["fable-5"], snapshot
+
+
+def test_every_counter_scraped_under_load_from_either_worker_never_decreases(emu, fleet):
+
+    gps = fleet.gps
+    emu.set("gpt-5", "failing_n:n=3")  # failovers and attempts with other outcomes too
+
+    def counters(gp) -> dict[str, float]:
+        text = httpx.get(gp.url + "/metrics", timeout=5).text
+        return {line.rsplit(" ", 1)[0]: float(line.rsplit(" ", 1)[1]) for line in text.splitlines()
+                if line and not line.startswith("#") and ("_total{" in line or "_count{" in line)}
+
+    stop = threading.Event()
+
+    def load() -> None:
+        while not stop.is_set():
+            with contextlib.suppress(Exception):
+                chat(gps[0], model="general")
+                chat(gps[1])
+
+    threads = [threading.Thread(target=load, daemon=True) for _ in range(2)]
+    for t in threads:
+        t.start()
+    back: list[str] = []
+    try:
+        last: list[dict[str, float]] = [{}, {}]
+        for _ in range(15):
+            for i, gp in enumerate(gps):
+                now = counters(gp)
+                back += [f"r{i} {k}: {v} -> {now.get(k)}" for k, v in last[i].items() if now.get(k, -1) < v]
+                last[i] = now
+    finally:
+        stop.set()
+        for t in threads:
+            t.join(10)
+    assert back == [], back[:5]
