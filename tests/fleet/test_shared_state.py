@@ -204,7 +204,6 @@ def test_redis_restarted_empty_gets_the_fleet_s_withdrawals_back(emu, fleet):
 
 
 def test_every_counter_scraped_under_load_from_either_worker_never_decreases(emu, fleet):
-
     gps = fleet.gps
     emu.set("gpt-5", "failing_n:n=3")  # failovers and attempts with other outcomes too
 
