@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING, Any
 
 import orjson
 
-from gateway.api.asgi import JSON_CT, Headers, header, read_body, send_bytes, send_error
+from gateway.api.asgi import JSON_CT, Headers, header, parse_json, read_body, send_bytes, send_error
 from gateway.api.reading import assemble, open_stream, refusal, refused, stream_body
 from gateway.api.streaming import Outcome, StreamRelay
 from gateway.api.validate import validate_chat
@@ -137,11 +137,7 @@ class ChatEndpoint:
             if caller.rate_limit is not None:
                 await svc.limiter.acheck(caller.name or "", caller.rate_limit)
             raw = await read_body(receive, runtime.config.limits.max_body_bytes, header(scope, b"content-length"))
-            try:
-                body = orjson.loads(raw)
-            except orjson.JSONDecodeError as e:
-                raise GatewayError(400, f"We could not parse the JSON body of your request: {e}",
-                                   code="invalid_json") from None
+            body = parse_json(raw)
             validate_chat(body, raw)
             wrap = scope.get("gateway.wrap_body")  # an inbound dialect's native original (gateway/api/dialects)
             if wrap is not None:

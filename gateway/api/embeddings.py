@@ -28,7 +28,7 @@ import orjson
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
-from gateway.api.asgi import header, read_body
+from gateway.api.asgi import header, parse_json, read_body
 from gateway.api.chat import _RID, _precheck, _RequestIds, _routed_headers, authenticate
 from gateway.audit.wiring import prompt_hash
 from gateway.errors import ErrorKind, GatewayError, UpstreamError
@@ -171,11 +171,7 @@ class EmbeddingsEndpoint:
                 await svc.limiter.acheck(caller.name or "", caller.rate_limit)  # fleet-wide with state: redis
             raw = await read_body(request.receive, runtime.config.limits.max_body_bytes,
                                   header(scope, b"content-length"))
-            try:
-                body = orjson.loads(raw)
-            except orjson.JSONDecodeError as e:
-                raise GatewayError(400, f"We could not parse the JSON body of your request: {e}",
-                                   code="invalid_json") from None
+            body = parse_json(raw)
             req, fmt = validate_embeddings(body)
             choice = select_route(runtime, body["model"], header(scope, b"x-gateway-route"), (), kind="embeddings")
             check_route(caller, choice.route.name)

@@ -29,10 +29,19 @@ def connect(url: str) -> Any:
 
 
 def redacted(url: str) -> str:
-    """The URL without its password (for logs, /admin/state and error messages)."""
+    """The URL without its password (for logs, /admin/state and error messages), in every form libpq accepts:
+    ``user:pass@`` (also with an empty user or an unencoded ``@`` in the password: the host follows the last
+    ``@``), a ``password=`` query parameter, and a ``key=value`` connection string."""
     import re
 
-    return re.sub(r"(://[^:/@]+):[^@]*@", r"\1:***@", url)
+    m = re.match(r"([A-Za-z][\w+.-]*://)([^?#]*)(.*)$", url, re.S)
+    if m is None:  # a key=value connection string
+        return re.sub(r"(?i)\b(password\s*=\s*)('(?:[^'\\]|\\.)*'|\S+)", r"\1***", url)
+    scheme, rest, query = m.groups()
+    userinfo, at, host = rest.rpartition("@")
+    if at and ":" in userinfo:
+        rest = userinfo.split(":", 1)[0] + ":***@" + host
+    return scheme + rest + re.sub(r"(?i)([?&]password=)[^&#]*", r"\1***", query)
 
 
 def _schema(conn: Any, statements: Sequence[str]) -> None:

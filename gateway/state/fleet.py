@@ -15,7 +15,9 @@ stay enforced from the last known set and the durable store (polled by the gatew
 resyncs: marks are read back, this worker's own marks re-shared, withdrawals re-read from the durable store.
 
 Kill switch: ``propagate`` publishes a change (already written to the durable store and applied here) and returns
-when every live worker acknowledged that it applied it, or after ``ack_timeout`` naming those that did not.
+when every live worker acknowledged that it applied it, or after ``ack_timeout`` naming those that did not. A worker
+seen live in the last ``STALE_AFTER`` seconds that stopped heartbeating without leaving is not waited for but is
+named as not having applied it (the call never claims "complete" for a worker it could not hear from).
 """
 
 from __future__ import annotations
@@ -31,7 +33,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from gateway.state.live import CLAIM_TTL, FleetState
-from gateway.state.store import SharedStore, StoreUnavailable
+from gateway.state.store import RedisStore, SharedStore, StoreUnavailable
 
 log = logging.getLogger("gateway.fleet")
 
@@ -71,6 +73,10 @@ class Fleet:
         self._tasks: list[asyncio.Task[None]] = []
         self._acks: dict[str, tuple[set[str], asyncio.Event, set[str]]] = {}  # change id -> (acked, done, expect)
         self._probe_pending: set[str] = set()
+        # Workers seen live (worker -> wall time): one that stops heartbeating without leaving (frozen, partitioned,
+        # or not yet back after a Redis restart that lost the workers hash) is named as not having applied a change
+        # for STALE_AFTER, instead of silently dropping out of the set the admin call answers for.
+        self._known: dict[str, float] = {}
         self._unpublished = False  # a kill-switch change made here while the store was down: announce on resync
         self.last_change = last_change  # -> wall time of the durable store's last change
         self.known_at = 0.0  # wall time of the change the withdrawals in force here reflect
@@ -106,6 +112,7 @@ class Fleet:
         self._tasks = []
         with contextlib.suppress(Exception):
             await asyncio.wait_for(self.store.leave(self.worker), 1.0)
+            await asyncio.wait_for(self.store.publish({"t": "leave", "o": self.worker}), 1.0)
         await self.store.close()
 
     def _set_up(self, up: bool, why: str) -> None:
@@ -177,10 +184,14 @@ class Fleet:
         the publisher or the heartbeat marks the store down; the next message or idle tick here resyncs."""
         delay = 0.05
         while True:
+            # Resync after every (re)subscription, also the first: a change announced between the last read of the
+            # fleet's state (start, or the outage) and the subscription is in the store's copy, not in pub/sub.
+            fresh = True
             try:
                 async for msg in self.store.listen():
                     delay = 0.05
-                    if not self.up:
+                    if fresh or not self.up:
+                        fresh = False
                         await self._resync()
                         self._set_up(True, "reconnected")
                     if msg is not None:
@@ -206,6 +217,9 @@ class Fleet:
                     done.set()
             return
         if origin == self.worker:
+            return
+        if t == "leave":  # a graceful stop: not a silent worker
+            self._known.pop(str(origin), None)
             return
         model = str(msg.get("m", ""))
         if t == "mark":
@@ -275,7 +289,9 @@ class Fleet:
         if shared is not None and shared_at > self.known_at and shared.get("o") != self.worker:
             self.known_at = shared_at
             await self._adopt_withdrawals(shared.get("entries"))
-        elif self._unpublished:
+        elif self._unpublished or (shared is None and self.known_at > 0):
+            # Ours is newer, or the store lost its copy (a Redis restarted without its data): a replica that joins
+            # later with its own durable store reads the fleet's set from there.
             await self._put_withdrawals("resync")
         self._unpublished = False
         await self.store.heartbeat(self.worker, self._info())
@@ -295,11 +311,23 @@ class Fleet:
                 continue
             try:
                 await self.store.heartbeat(self.worker, self._info())
+                await self.live_workers()  # keeps the set of known workers fresh for ``propagate``
             except StoreUnavailable as e:
                 self._set_up(False, str(e))
 
     async def live_workers(self) -> dict[str, dict[str, Any]]:
-        return {w: i for w, i in (await self.store.workers()).items() if i.get("age_s", 1e9) <= LIVE_WITHIN}
+        live = {w: i for w, i in (await self.store.workers()).items() if i.get("age_s", 1e9) <= LIVE_WITHIN}
+        now = self.wall()
+        for w in live:
+            self._known[w] = now
+        return live
+
+    def _silent(self, live: dict[str, Any]) -> set[str]:
+        """Workers seen live within ``STALE_AFTER`` that are not live now (and did not leave)."""
+        now = self.wall()
+        for w in [w for w, t in self._known.items() if now - t > RedisStore.STALE_AFTER]:
+            del self._known[w]
+        return set(self._known) - set(live) - {self.worker}
 
     # -- the kill switch -------------------------------------------------------------------------------------
     async def propagate(self, change: str) -> dict[str, Any]:
@@ -314,6 +342,7 @@ class Fleet:
             live = {}
         self.known_at = max(self.wall(), self.known_at)
         expect = set(live) - {self.worker}
+        silent = self._silent(live)
         cid = uuid.uuid4().hex
         acked: set[str] = set()
         done = asyncio.Event()
@@ -333,11 +362,11 @@ class Fleet:
                     await asyncio.wait_for(done.wait(), self.ack_timeout)
         finally:
             self._acks.pop(cid, None)
-        missing = sorted(expect - acked)
+        missing = sorted((expect - acked) | silent)
         if not self.up:
             # Nobody could be told now: the others pick the change up from the durable store when they poll it.
-            missing = sorted(expect) if expect else ["(unknown: the state store is down)"]
-        out.update(workers=sorted({self.worker, *live}), applied=sorted({self.worker} | (acked & expect)),
+            missing = sorted(expect | silent) if expect | silent else ["(unknown: the state store is down)"]
+        out.update(workers=sorted({self.worker, *live, *silent}), applied=sorted({self.worker} | (acked & expect)),
                    not_applied=missing, complete=not missing,
                    seconds=round(time.monotonic() - started, 4))
         if missing:

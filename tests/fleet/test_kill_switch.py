@@ -9,6 +9,7 @@ import time
 import httpx
 
 from gateway.cli import main as cli_main
+from tests.conftest import GATEWAY_KEY
 from tests.fleet.conftest import ADMIN_KEY, LIMITED_KEY, admin, chat, fleet_config
 
 WITHDRAW = {"target": "model", "name": "fable-5", "reason": "Commerce Department directive", "actor": "jane@corp",
@@ -160,3 +161,132 @@ def test_one_replica_sigkilled_the_other_is_unaffected_and_loses_nothing_from_th
     finally:
         store.close()
     assert len(rows) == len(answered), f"{len(answered)} answered by the surviving replica, {len(rows)} in the audit"
+
+
+def test_no_contact_after_the_call_returned_for_streams_and_continuations_in_flight(emu, fleet):
+    """Streaming load whose streams are cut and continued onto the model being withdrawn: after the admin call
+    returned, no continuation and no new stream on any worker contacts it; every stream still completes."""
+    r0, r1 = fleet.gps
+    emu.set("fable-5", "stream_cut:after=2,token_delay=0.01")
+    emu.set("gpt-5", "healthy:token_delay=0.01,words=12")
+    stop = threading.Event()
+    results: list[str] = []
+
+    def run(gp) -> None:
+        body = {"model": "security", "messages": [{"role": "user", "content": "security review please"}],
+                "stream": True}
+        auth = {"authorization": f"Bearer {GATEWAY_KEY}"}
+        while not stop.is_set():
+            try:
+                with httpx.stream("POST", gp.url + "/v1/chat/completions", json=body, headers=auth,
+                                  timeout=15) as r:
+                    text = "".join(r.iter_text())
+                results.append("ok" if r.status_code == 200 and "[DONE]" in text and '"error"' not in text
+                               else f"{r.status_code}:{text[-200:]}")
+            except Exception as e:  # noqa: BLE001 - a transport failure counts as a failed request
+                results.append(f"exc:{e!r}")
+
+    threads = [threading.Thread(target=run, args=(gp,), daemon=True) for gp in (r0, r1) for _ in range(2)]
+    for t in threads:
+        t.start()
+    try:
+        deadline = time.monotonic() + 5
+        while len(emu.attempts("gpt-5")) < 8:  # continuations (or breaker-skipped streams) reach gpt-5 everywhere
+            assert time.monotonic() < deadline, "the load never reached gpt-5"
+            time.sleep(0.05)
+        r = admin(r1, "POST", "/admin/withdrawals", json={**WITHDRAW, "name": "gpt-5"})
+        returned = time.time()
+        assert r.status_code == 201 and r.json()["propagation"]["complete"], r.text
+        n = len(results)
+        deadline = time.monotonic() + 10
+        time.sleep(1.0)
+        while len(results) < n + 12 and time.monotonic() < deadline:
+            time.sleep(0.1)
+    finally:
+        stop.set()
+        for t in threads:
+            t.join(15)
+    late = [a for a in emu.attempts("gpt-5") if a["time"] > returned + 0.25]
+    assert late == [], f"{len(late)} contacts with the withdrawn model after the admin call returned"
+    bad = [x for x in results if x != "ok"]
+    assert len(results) >= n + 12 and bad == [], bad[:3]
+
+
+def test_a_short_drill_ends_on_time_on_every_worker(emu, fleet):
+    r0, r1 = fleet.gps
+    r = admin(r1, "POST", "/admin/drills", json={"target": "model", "name": "fable-5", "duration": "1s"})
+    assert r.status_code == 201 and r.json()["propagation"]["complete"], r.text
+    started = time.monotonic()
+    assert all(chat(gp).headers["x-gateway-attempts"].startswith("fable-5=skipped:drill") for gp in (r0, r1, r1, r0))
+    time.sleep(max(0.0, 1.3 - (time.monotonic() - started)))
+    served = [chat(gp).headers.get("x-gateway-model") for gp in (r0, r1) for _ in range(6)]
+    assert served == ["fable-5"] * 12, served
+    drills = [admin(gp, "GET", "/admin/state").json() for gp in (r0, r1) for _ in range(3)]
+    assert all(d["models"]["fable-5"]["state"] != "drill" for d in drills), [d["models"]["fable-5"] for d in drills]
+
+
+def test_requests_in_flight_that_fail_over_after_the_call_returned_skip_the_withdrawn_model(emu, fleet):
+    """Requests held by a hanging first model when the next one is withdrawn: they fail over after the admin call
+    returned, on every worker, and must skip it."""
+    r0, r1 = fleet.gps
+    emu.set("fable-5", "no_response:delay=0.6")
+    stop = threading.Event()
+    results: list[int] = []
+    sent: list[tuple[float, str]] = []
+    threads = _load([r0, r1], stop, results, per=3, sent=sent)
+    try:
+        time.sleep(0.3)  # every worker has requests waiting on fable-5
+        r = admin(r0, "POST", "/admin/withdrawals", json={**WITHDRAW, "name": "gpt-5"})
+        returned = time.time()
+        assert r.status_code == 201 and r.json()["propagation"]["complete"], r.text
+        time.sleep(1.5)
+    finally:
+        stop.set()
+        for t in threads:
+            t.join(15)
+    late = [a for a in emu.attempts("gpt-5") if a["time"] > returned + 0.25]
+    assert late == [], f"{len(late)} contacts with the withdrawn model after the admin call returned"
+    assert results and set(results) == {200}, results
+    assert any("gpt-5=skipped:withdrawn_by_operator" in a for _, a in sent), sent[:3]
+
+
+def test_a_worker_that_went_silent_is_named_not_applied_rather_than_left_out(emu, fleet):
+    """A replica frozen past the heartbeat window (a stalled host, a partition) is not waited for, but the admin
+    call must not claim the change is in force everywhere: its workers are named as not having applied it."""
+    import os
+    import signal
+
+    r0, r1 = fleet.gps
+    os.killpg(r1.proc.pid, signal.SIGSTOP)
+    try:
+        time.sleep(2.6)  # past LIVE_WITHIN: r1's workers no longer count as live
+        r = admin(r0, "POST", "/admin/withdrawals", json=WITHDRAW)
+        assert r.status_code == 201, r.text
+        prop = r.json()["propagation"]
+    finally:
+        os.killpg(r1.proc.pid, signal.SIGCONT)
+    assert prop["complete"] is False, prop
+    assert {w.split("/")[0] for w in prop["not_applied"]} == {"r1"} and len(prop["not_applied"]) == 2, prop
+    assert len(prop["applied"]) == 2, prop
+    from tests.fleet.conftest import wait_for_workers
+
+    wait_for_workers(r0, 4)
+    # Back in the fleet: the change reached it (the frozen workers read the announcement when they resumed).
+    assert all(chat(r1).headers["x-gateway-attempts"].startswith("fable-5=skipped:withdrawn_by_operator")
+               for _ in range(4))
+
+
+def test_a_replica_stopped_gracefully_leaves_and_is_not_counted_against_the_kill_switch(emu, fleet):
+    from tests.fleet.conftest import wait_for_workers
+
+    r0, r1 = fleet.gps
+    r1.stop()  # a rolling restart: SIGTERM, drained, the workers leave the fleet
+    try:
+        r = admin(r0, "POST", "/admin/withdrawals", json=WITHDRAW)
+        prop = r.json()["propagation"]
+        assert r.status_code == 201 and prop["complete"] is True and len(prop["applied"]) == 2, prop
+    finally:
+        r1.spawn().start()
+        wait_for_workers(r0, 4)
+    # The restarted replica has the change (from the fleet's copy) before it serves.
+    assert chat(r1).headers["x-gateway-attempts"].startswith("fable-5=skipped:withdrawn_by_operator")

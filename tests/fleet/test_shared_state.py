@@ -3,9 +3,12 @@ upstream-detected withdrawals; and what happens while Redis is away."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import threading
 import time
+
+import httpx
 
 from tests.fleet.conftest import admin, chat, wait_for_workers
 
@@ -137,3 +140,99 @@ def test_redis_killed_mid_load_fails_no_request_and_state_resyncs_when_it_is_bac
     assert admin(gps[1], "GET", "/admin/state").json()["models"]["qwen-coder"]["state"] == "withdrawn_by_operator"
     r = admin(gps[1], "DELETE", "/admin/withdrawals/model/qwen-coder")
     assert r.status_code == 200 and r.json()["propagation"]["complete"] is True, r.text
+
+
+def test_redis_hanging_not_dead_fails_no_request_and_holds_none_for_long(emu, fleet):
+    """Redis frozen (SIGSTOP: connections open, no answer) rather than refused: requests, rate-limited ones and
+    the kill switch go on; none waits for Redis longer than its timeouts."""
+    import os
+    import signal
+
+    from tests.fleet.conftest import LIMITED_KEY
+
+    gps, redis_server = fleet.gps, fleet.redis
+    os.kill(redis_server.proc.pid, signal.SIGSTOP)
+    try:
+        t0 = time.monotonic()
+        statuses = [chat(gps[i % 2]).status_code for i in range(8)]
+        limited = [chat(gps[i % 2], key=LIMITED_KEY).status_code for i in range(4)]
+        r = admin(gps[0], "POST", "/admin/withdrawals", json={"target": "model", "name": "qwen-coder",
+                                                              "reason": "frozen redis", "contact": "never"})
+        took = time.monotonic() - t0
+    finally:
+        os.kill(redis_server.proc.pid, signal.SIGCONT)
+    assert statuses == [200] * 8 and set(limited) <= {200, 429}, (statuses, limited)
+    assert r.status_code == 201 and r.json()["propagation"]["complete"] is False, r.text
+    assert took < 8, took
+    deadline = time.monotonic() + 10
+    while not all(_metric(gp, "gateway_state_store_up") == 1.0 for gp in gps for _ in range(3)):
+        assert time.monotonic() < deadline, "the workers never came back to the store"
+        time.sleep(0.1)
+    wait_for_workers(gps[0], 4)
+
+
+def test_redis_restarted_empty_gets_the_fleet_s_withdrawals_back(emu, fleet):
+    """A Redis that comes back without its data (no persistence) must not leave the fleet's copy of the
+    withdrawals empty: a replica that joins later (its own state_dir) reads it from there."""
+    import asyncio
+
+    from gateway.state.store import RedisStore
+
+    gps, redis_server = fleet.gps, fleet.redis
+    r = admin(gps[0], "POST", "/admin/withdrawals", json={"target": "model", "name": "fable-5", "reason": "legal",
+                                                          "contact": "never"})
+    assert r.status_code == 201 and r.json()["propagation"]["complete"], r.text
+    redis_server.kill()
+    time.sleep(0.5)
+    redis_server.start()  # empty: the test server keeps nothing on disk
+    deadline = time.monotonic() + 10
+    while not all(_metric(gp, "gateway_state_store_up") == 1.0 for gp in gps for _ in range(3)):
+        assert time.monotonic() < deadline, "the workers never reconnected"
+        time.sleep(0.1)
+    wait_for_workers(gps[0], 4)
+
+    async def read() -> dict | None:
+        store = RedisStore(redis_server.url, "t:")
+        try:
+            await store.connect()
+            return await store.get_withdrawals()
+        finally:
+            await store.close()
+
+    snapshot = asyncio.run(read())
+    assert snapshot is not None and [e["name"] for e in snapshot["entries"]] == ["fable-5"], snapshot
+
+
+def test_every_counter_scraped_under_load_from_either_worker_never_decreases(emu, fleet):
+    gps = fleet.gps
+    emu.set("gpt-5", "failing_n:n=3")  # failovers and attempts with other outcomes too
+
+    def counters(gp) -> dict[str, float]:
+        text = httpx.get(gp.url + "/metrics", timeout=5).text
+        return {line.rsplit(" ", 1)[0]: float(line.rsplit(" ", 1)[1]) for line in text.splitlines()
+                if line and not line.startswith("#") and ("_total{" in line or "_count{" in line)}
+
+    stop = threading.Event()
+
+    def load() -> None:
+        while not stop.is_set():
+            with contextlib.suppress(Exception):
+                chat(gps[0], model="general")
+                chat(gps[1])
+
+    threads = [threading.Thread(target=load, daemon=True) for _ in range(2)]
+    for t in threads:
+        t.start()
+    back: list[str] = []
+    try:
+        last: list[dict[str, float]] = [{}, {}]
+        for _ in range(15):
+            for i, gp in enumerate(gps):
+                now = counters(gp)
+                back += [f"r{i} {k}: {v} -> {now.get(k)}" for k, v in last[i].items() if now.get(k, -1) < v]
+                last[i] = now
+    finally:
+        stop.set()
+        for t in threads:
+            t.join(10)
+    assert back == [], back[:5]

@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any
 
 import orjson
 
-from gateway.api.asgi import JSON_CT, Headers, header, read_body, send_bytes
+from gateway.api.asgi import JSON_CT, Headers, header, parse_json, read_body, send_bytes
 from gateway.api.dialects import anthropic_messages, responses
 from gateway.api.dialects.common import forwardable
 from gateway.api.dialects.response_store import ResponseStore
@@ -266,11 +266,7 @@ class DialectEndpoint:
         try:
             caller = self._authenticate(scope, runtime)
             raw = await read_body(receive, runtime.config.limits.max_body_bytes, header(scope, b"content-length"))
-            try:
-                original = orjson.loads(raw)
-            except orjson.JSONDecodeError as e:
-                raise GatewayError(400, f"We could not parse the JSON body of your request: {e}",
-                                   code="invalid_json") from None
+            original = parse_json(raw)
             internal, notes = d.translate(original, caller.name)
             payload = forwardable(internal, original, d.native_kind is not None)
         except GatewayError as e:
@@ -348,11 +344,7 @@ def count_tokens_endpoint(live: LiveRuntime, authenticate: Callable[[dict[str, A
         try:
             authenticate(scope, runtime)
             raw = await read_body(receive, runtime.config.limits.max_body_bytes, header(scope, b"content-length"))
-            try:
-                body = orjson.loads(raw)
-            except orjson.JSONDecodeError as e:
-                raise GatewayError(400, f"We could not parse the JSON body of your request: {e}",
-                                   code="invalid_json") from None
+            body = parse_json(raw)
             internal = anthropic_messages.to_internal(body, count_only=True)
             forwardable(internal, body, False)  # the estimate writes parts of it as JSON
             result = anthropic_messages.count_tokens(internal)
