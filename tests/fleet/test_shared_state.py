@@ -136,8 +136,13 @@ def test_redis_killed_mid_load_fails_no_request_and_state_resyncs_when_it_is_bac
     emu.clear()
     _spread(gps, 8)
     assert emu.attempts("fable-5") == [], "the marks seen during the outage were not resynced"
-    # The withdrawal made during the outage was announced on resync: the other replica (its own state_dir) has it.
-    assert admin(gps[1], "GET", "/admin/state").json()["models"]["qwen-coder"]["state"] == "withdrawn_by_operator"
+    # The withdrawal made during the outage was announced on resync: the other replica (its own state_dir) has it,
+    # on both of its workers (each resyncs on its own reconnect; six reads in a row reach both of them).
+    deadline = time.monotonic() + 10
+    while not all(admin(gps[1], "GET", "/admin/state").json()["models"]["qwen-coder"]["state"]
+                  == "withdrawn_by_operator" for _ in range(6)):
+        assert time.monotonic() < deadline, "the withdrawal made during the outage never reached the other replica"
+        time.sleep(0.1)
     r = admin(gps[1], "DELETE", "/admin/withdrawals/model/qwen-coder")
     assert r.status_code == 200 and r.json()["propagation"]["complete"] is True, r.text
 
