@@ -30,6 +30,7 @@ from fastapi.responses import Response
 
 from gateway.api.asgi import header, parse_json, read_body
 from gateway.api.chat import _RID, _precheck, _RequestIds, _routed_headers, authenticate
+from gateway.api.validate import missing
 from gateway.audit.wiring import prompt_hash
 from gateway.errors import ErrorKind, GatewayError, UpstreamError
 from gateway.failover.attempts import Attempt, exhausted_error
@@ -77,14 +78,12 @@ def validate_embeddings(body: Any) -> tuple[EmbeddingRequest, str]:
         raise GatewayError(400, "The request body must be a JSON object.", code="invalid_request")
     model = body.get("model")
     if model is None:
-        raise GatewayError(400, "Missing required parameter: 'model'.", code="missing_required_parameter",
-                           param="model")
+        raise missing("model")
     if not isinstance(model, str) or not model:
         raise _bad("model", "expected a non-empty string")
     value = body.get("input")
     if value is None:
-        raise GatewayError(400, "Missing required parameter: 'input'.", code="missing_required_parameter",
-                           param="input")
+        raise missing("input")
     if isinstance(value, str):
         inputs: tuple[str, ...] = (value,)
     elif isinstance(value, list) and value:

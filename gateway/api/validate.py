@@ -22,9 +22,18 @@ MAX_DEPTH = 128  # containers inside containers; real chat bodies (JSON Schemas 
 _OBJECT_PARTS = {"image_url": "url", "input_audio": "data", "file": None}
 
 
-def _bad(param: str, message: str) -> GatewayError:
+def bad(param: str, message: str) -> GatewayError:
+    """A 400 naming the offending field (``messages[2].content[0].image_url``); every inbound endpoint's shape."""
     return GatewayError(400, f"Invalid value for '{param}': {message}", type="invalid_request_error",
                         code="invalid_request", param=param)
+
+
+def missing(param: str) -> GatewayError:
+    """A 400 for a required field that is absent."""
+    return GatewayError(400, f"Missing required parameter: '{param}'.", code="missing_required_parameter",
+                        param=param)
+
+
 
 
 def _number(body: dict[str, Any], key: str, lo: float, hi: float) -> None:
@@ -32,9 +41,9 @@ def _number(body: dict[str, Any], key: str, lo: float, hi: float) -> None:
     if v is None:
         return
     if isinstance(v, bool) or not isinstance(v, (int, float)):
-        raise _bad(key, f"expected a number, got {type(v).__name__}")
+        raise bad(key, f"expected a number, got {type(v).__name__}")
     if not lo <= v <= hi:
-        raise _bad(key, f"must be between {lo:g} and {hi:g}")
+        raise bad(key, f"must be between {lo:g} and {hi:g}")
 
 
 def _integer(body: dict[str, Any], key: str, lo: int = 1) -> None:
@@ -42,39 +51,39 @@ def _integer(body: dict[str, Any], key: str, lo: int = 1) -> None:
     if v is None:
         return
     if isinstance(v, bool) or not isinstance(v, int):
-        raise _bad(key, f"expected an integer, got {type(v).__name__}")
+        raise bad(key, f"expected an integer, got {type(v).__name__}")
     if v < lo:
-        raise _bad(key, f"must be at least {lo}")
+        raise bad(key, f"must be at least {lo}")
 
 
 def _content(path: str, content: Any, required: bool) -> None:
     if content is None:
         if required:
-            raise _bad(path, "content is required for this role")
+            raise bad(path, "content is required for this role")
         return
     if isinstance(content, str):
         return
     if not isinstance(content, list):
-        raise _bad(path, "expected a string or an array of content parts")
+        raise bad(path, "expected a string or an array of content parts")
     for j, part in enumerate(content):
         p = f"{path}[{j}]"
         if not isinstance(part, dict) or not isinstance(part.get("type"), str):
-            raise _bad(p, "each content part must be an object with a string 'type'")
+            raise bad(p, "each content part must be an object with a string 'type'")
         ptype = part["type"]
         if ptype == "text" and not isinstance(part.get("text"), str):
-            raise _bad(f"{p}.text", "expected a string")
+            raise bad(f"{p}.text", "expected a string")
         if ptype == "refusal" and not isinstance(part.get("refusal"), str):
-            raise _bad(f"{p}.refusal", "expected a string")
+            raise bad(f"{p}.refusal", "expected a string")
         if ptype in _OBJECT_PARTS:
             inner = part.get(ptype)
             if not isinstance(inner, dict):
-                raise _bad(f"{p}.{ptype}", "expected an object")
+                raise bad(f"{p}.{ptype}", "expected an object")
             field = _OBJECT_PARTS[ptype]
             if field is not None and not isinstance(inner.get(field), str):
-                raise _bad(f"{p}.{ptype}.{field}", "expected a string")
+                raise bad(f"{p}.{ptype}.{field}", "expected a string")
             for k, v in inner.items():
                 if v is not None and k != "detail" and not isinstance(v, str):
-                    raise _bad(f"{p}.{ptype}.{k}", "expected a string")
+                    raise bad(f"{p}.{ptype}.{k}", "expected a string")
 
 
 def _depth_ok(body: Any) -> bool:
@@ -95,7 +104,7 @@ def _depth_ok(body: Any) -> bool:
 def _optional_str(msg: dict[str, Any], key: str, path: str) -> None:
     v = msg.get(key)
     if v is not None and not isinstance(v, str):
-        raise _bad(f"{path}.{key}", "expected a string")
+        raise bad(f"{path}.{key}", "expected a string")
 
 
 def validate_chat(body: Any, raw: bytes | None = None) -> dict[str, Any]:
@@ -105,17 +114,16 @@ def validate_chat(body: Any, raw: bytes | None = None) -> dict[str, Any]:
         raise GatewayError(400, "The request body must be a JSON object.", code="invalid_request")
     messages = body.get("messages")
     if messages is None:
-        raise GatewayError(400, "Missing required parameter: 'messages'.", code="missing_required_parameter",
-                           param="messages")
+        raise missing("messages")
     if not isinstance(messages, list) or not messages:
-        raise _bad("messages", "expected a non-empty array of messages")
+        raise bad("messages", "expected a non-empty array of messages")
     for i, msg in enumerate(messages):
         path = f"messages[{i}]"
         if not isinstance(msg, dict):
-            raise _bad(path, "each message must be an object")
+            raise bad(path, "each message must be an object")
         role = msg.get("role")
         if not isinstance(role, str) or role not in ROLES:
-            raise _bad(f"{path}.role", f"expected one of {', '.join(sorted(ROLES))}, got {_short(role)}")
+            raise bad(f"{path}.role", f"expected one of {', '.join(sorted(ROLES))}, got {_short(role)}")
         _optional_str(msg, "name", path)
         tool_calls = msg.get("tool_calls")
         if role == "assistant":
@@ -123,81 +131,81 @@ def validate_chat(body: Any, raw: bytes | None = None) -> dict[str, Any]:
             _optional_str(msg, "refusal", path)
             if tool_calls is not None:
                 if not isinstance(tool_calls, list):
-                    raise _bad(f"{path}.tool_calls", "expected an array")
+                    raise bad(f"{path}.tool_calls", "expected an array")
                 for j, tc in enumerate(tool_calls):
                     tp = f"{path}.tool_calls[{j}]"
                     fn = tc.get("function") if isinstance(tc, dict) else None
                     if not isinstance(fn, dict) or not isinstance(fn.get("name"), str):
-                        raise _bad(f"{tp}.function.name", "expected a string")
+                        raise bad(f"{tp}.function.name", "expected a string")
                     if not isinstance(tc.get("id"), str):
-                        raise _bad(f"{tp}.id", "expected a string")
+                        raise bad(f"{tp}.id", "expected a string")
                     if not isinstance(fn.get("arguments", ""), str):
-                        raise _bad(f"{tp}.function.arguments", "expected a JSON-encoded string")
+                        raise bad(f"{tp}.function.arguments", "expected a JSON-encoded string")
                     if not isinstance(tc.get("type", "function"), str):
-                        raise _bad(f"{tp}.type", "expected a string")
+                        raise bad(f"{tp}.type", "expected a string")
                     extra = tc.get("extra_content")
                     if extra is not None and not (isinstance(extra, dict)
                                                   and isinstance(extra.get("google", {}), dict)):
-                        raise _bad(f"{tp}.extra_content", "expected an object")
+                        raise bad(f"{tp}.extra_content", "expected an object")
         elif role == "tool":
             _content(f"{path}.content", msg.get("content"), required=True)
             if not isinstance(msg.get("tool_call_id"), str):
-                raise _bad(f"{path}.tool_call_id", "required for role 'tool'")
+                raise bad(f"{path}.tool_call_id", "required for role 'tool'")
         else:
             _content(f"{path}.content", msg.get("content"), required=True)
     model = body.get("model")
     if model is not None and not isinstance(model, str):
-        raise _bad("model", "expected a string")
+        raise bad("model", "expected a string")
     stream = body.get("stream")
     if stream is not None and not isinstance(stream, bool):
-        raise _bad("stream", "expected a boolean")
+        raise bad("stream", "expected a boolean")
     so = body.get("stream_options")
     if so is not None:
         if not isinstance(so, dict):
-            raise _bad("stream_options", "expected an object")
+            raise bad("stream_options", "expected an object")
         if "include_usage" in so and not isinstance(so["include_usage"], bool):
-            raise _bad("stream_options.include_usage", "expected a boolean")
+            raise bad("stream_options.include_usage", "expected a boolean")
     tools = body.get("tools")
     if tools is not None:
         if not isinstance(tools, list):
-            raise _bad("tools", "expected an array")
+            raise bad("tools", "expected an array")
         for i, tool in enumerate(tools):
             fn = tool.get("function") if isinstance(tool, dict) else None
             if not isinstance(fn, dict) or not isinstance(fn.get("name"), str):
-                raise _bad(f"tools[{i}].function.name", "expected a string")
+                raise bad(f"tools[{i}].function.name", "expected a string")
             if "parameters" in fn and not isinstance(fn["parameters"], dict):
-                raise _bad(f"tools[{i}].function.parameters", "expected a JSON Schema object")
+                raise bad(f"tools[{i}].function.parameters", "expected a JSON Schema object")
             if not isinstance(tool.get("type", "function"), str):
-                raise _bad(f"tools[{i}].type", "expected a string")
+                raise bad(f"tools[{i}].type", "expected a string")
             if fn.get("description") is not None and not isinstance(fn["description"], str):
-                raise _bad(f"tools[{i}].function.description", "expected a string")
+                raise bad(f"tools[{i}].function.description", "expected a string")
     tc = body.get("tool_choice")
     if tc is not None:
         if isinstance(tc, str):
             if tc not in TOOL_CHOICES:
-                raise _bad("tool_choice", f"expected none, auto, required or an object, got {tc!r}")
+                raise bad("tool_choice", f"expected none, auto, required or an object, got {tc!r}")
         elif not isinstance(tc, dict):
-            raise _bad("tool_choice", "expected a string or an object")
+            raise bad("tool_choice", "expected a string or an object")
         else:
             if not isinstance(tc.get("type", "function"), str):
-                raise _bad("tool_choice.type", "expected a string")
+                raise bad("tool_choice.type", "expected a string")
             if "function" in tc:
                 fn = tc["function"]
                 if not isinstance(fn, dict) or not isinstance(fn.get("name"), str):
-                    raise _bad("tool_choice.function.name", "expected a string")
+                    raise bad("tool_choice.function.name", "expected a string")
     rf = body.get("response_format")
     if rf is not None:
         rtype = rf.get("type") if isinstance(rf, dict) else None
         if not isinstance(rtype, str) or rtype not in RESPONSE_FORMATS:
-            raise _bad("response_format.type", "expected text, json_object or json_schema")
+            raise bad("response_format.type", "expected text, json_object or json_schema")
         js = rf.get("json_schema")
         if js is not None:
             if not isinstance(js, dict):
-                raise _bad("response_format.json_schema", "expected an object")
+                raise bad("response_format.json_schema", "expected an object")
             if js.get("schema") is not None and not isinstance(js["schema"], dict):
-                raise _bad("response_format.json_schema.schema", "expected a JSON Schema object")
+                raise bad("response_format.json_schema.schema", "expected a JSON Schema object")
             if js.get("name") is not None and not isinstance(js["name"], str):
-                raise _bad("response_format.json_schema.name", "expected a string")
+                raise bad("response_format.json_schema.name", "expected a string")
     _number(body, "temperature", 0, 2)
     _number(body, "top_p", 0, 1)
     _integer(body, "max_tokens")
@@ -207,14 +215,14 @@ def validate_chat(body: Any, raw: bytes | None = None) -> dict[str, Any]:
     stop = body.get("stop")
     if stop is not None and not isinstance(stop, str):
         if not isinstance(stop, list) or not all(isinstance(s, str) for s in stop) or len(stop) > 4:
-            raise _bad("stop", "expected a string or an array of up to 4 strings")
+            raise bad("stop", "expected a string or an array of up to 4 strings")
     for key in ("user",):
         if key in body and body[key] is not None and not isinstance(body[key], str):
-            raise _bad(key, "expected a string")
+            raise bad(key, "expected a string")
     if "metadata" in body and body["metadata"] is not None and not isinstance(body["metadata"], dict):
-        raise _bad("metadata", "expected an object")
+        raise bad("metadata", "expected an object")
     if "parallel_tool_calls" in body and not isinstance(body["parallel_tool_calls"], bool):
-        raise _bad("parallel_tool_calls", "expected a boolean")
+        raise bad("parallel_tool_calls", "expected a boolean")
     if (raw is None or raw.count(b"{") + raw.count(b"[") > MAX_DEPTH) and not _depth_ok(body):
         raise GatewayError(400, f"The request body is nested more than {MAX_DEPTH} levels deep.",
                            code="invalid_request")

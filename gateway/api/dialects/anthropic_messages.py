@@ -50,6 +50,7 @@ from gateway.api.dialects.common import (
     text_tokens,
     usage_numbers,
 )
+from gateway.api.validate import missing
 from gateway.errors import GatewayError
 from gateway.providers.anthropic import NATIVE_DELTA
 
@@ -96,8 +97,7 @@ def to_internal(body: Any, *, count_only: bool = False, notes: list[Untranslatab
             messages.append({"role": "system", "content": text})
     raw = body.get("messages")
     if raw is None:
-        raise GatewayError(400, "Missing required parameter: 'messages'.", code="missing_required_parameter",
-                           param="messages")
+        raise missing("messages")
     if not isinstance(raw, list) or not raw:
         raise bad("messages", "expected a non-empty array of messages")
     for i, msg in enumerate(raw):

@@ -8,6 +8,7 @@ from typing import Any
 
 import orjson
 
+from gateway.api.validate import bad, missing
 from gateway.errors import GatewayError
 
 # What a translator puts on the internal request's ``stream_options``: the final usage chunk is needed by every
@@ -18,10 +19,6 @@ _MAX_WRITE_DEPTH = 250  # orjson writes at most 254 levels; the internal request
 _PATH_SHOWN = 8
 
 
-def bad(param: str, message: str) -> GatewayError:
-    """A 400 naming the offending field in the dialect's own terms (``messages[2].content[0].source``)."""
-    return GatewayError(400, f"Invalid value for '{param}': {message}", type="invalid_request_error",
-                        code="invalid_request", param=param)
 
 
 def expect(value: Any, kinds: type | tuple[type, ...], param: str, what: str) -> Any:
@@ -52,8 +49,7 @@ def positive_int(body: Mapping[str, Any], key: str, required: bool = False) -> i
     value = body.get(key)
     if value is None:
         if required:
-            raise GatewayError(400, f"Missing required parameter: '{key}'.", code="missing_required_parameter",
-                               param=key)
+            raise missing(key)
         return None
     expect(value, int, key, "an integer")
     if value < 1:

@@ -32,6 +32,7 @@ from typing import Any
 import orjson
 
 from gateway.api.dialects.common import STREAM_OPTIONS, bad, expect, number, optional, positive_int, usage_numbers
+from gateway.api.validate import missing
 from gateway.errors import GatewayError
 
 DIALECT = "responses"
@@ -72,8 +73,7 @@ def to_internal(body: Any, store: Any = None) -> dict[str, Any]:
                         for m in earlier)
     raw = body.get("input")
     if raw is None:
-        raise GatewayError(400, "Missing required parameter: 'input'.", code="missing_required_parameter",
-                           param="input")
+        raise missing("input")
     if isinstance(raw, str):
         messages.append({"role": "user", "content": raw})
     else:
