@@ -16,7 +16,7 @@ from typing import Any
 
 import orjson
 
-from gateway.audit.store import _JSON_COLUMNS, COLUMNS
+from gateway.audit.store import _JSON_COLUMNS, COLUMNS, rows_query
 from gateway.failover.withdrawals import Entry, WithdrawalDB
 
 CONNECT_TIMEOUT = 3  # seconds
@@ -136,15 +136,7 @@ class PostgresAuditStore:
                 return int(conn.execute("SELECT count(*) FROM requests").fetchone()[0])
 
     def rows(self, since: float, until: float | None = None, route: str | None = None) -> Iterator[dict[str, Any]]:
-        sql = f"SELECT {', '.join(COLUMNS)} FROM requests WHERE time >= %s"
-        args: list[Any] = [since]
-        if until is not None:
-            sql += " AND time < %s"
-            args.append(until)
-        if route is not None:
-            sql += " AND route = %s"
-            args.append(route)
-        sql += " ORDER BY time, id"
+        sql, args = rows_query(COLUMNS, "%s", since, until, route)
         yield from self._select(sql, args)
 
     def newest(self, since: float, limit: int) -> list[dict[str, Any]]:

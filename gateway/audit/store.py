@@ -71,6 +71,20 @@ def record_to_row(r: RequestRecord, redact: Callable[[str], str] = lambda s: s,
     }
 
 
+def rows_query(columns: Sequence[str], mark: str, since: float, until: float | None,
+               route: str | None) -> tuple[str, list[Any]]:
+    """The ``rows()`` SELECT for either store: ``mark`` is the driver's placeholder (``?`` or ``%s``)."""
+    sql = f"SELECT {', '.join(columns)} FROM requests WHERE time >= {mark}"
+    args: list[Any] = [since]
+    if until is not None:
+        sql += f" AND time < {mark}"
+        args.append(until)
+    if route is not None:
+        sql += f" AND route = {mark}"
+        args.append(route)
+    return sql + " ORDER BY time, id", args
+
+
 class SQLiteAuditStore:
     """One connection guarded by a lock (the writer calls it from worker threads). ``readonly`` for reports."""
 
@@ -148,15 +162,7 @@ class SQLiteAuditStore:
     def rows(self, since: float, until: float | None = None, route: str | None = None) -> Iterator[dict[str, Any]]:
         self._c()
         columns = self._columns
-        sql = f"SELECT {', '.join(columns)} FROM requests WHERE time >= ?"
-        args: list[Any] = [since]
-        if until is not None:
-            sql += " AND time < ?"
-            args.append(until)
-        if route is not None:
-            sql += " AND route = ?"
-            args.append(route)
-        sql += " ORDER BY time, id"
+        sql, args = rows_query(columns, "?", since, until, route)
         with self._lock:
             fetched = self._c().execute(sql, args).fetchall()
         for values in fetched:
